@@ -1,0 +1,71 @@
+"""ModelConfigParser: the models CSV as typed configs, and a command that lists them.
+
+    from model_config_parser import ModelConfigParser
+    parser = ModelConfigParser("models.csv")
+    configs = parser.parse()
+    filtered = parser.filter_configs(configs, model_name="gpt-oss")
+
+Run ``python model_config_parser.py --help`` for the listing command.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from orchestrator.filters import filter_configs
+from orchestrator.model_config import (
+    ModelClass,
+    ModelConfig,
+    ReasoningDirective,
+    ReasoningState,
+    Task,
+    TokenBudgets,
+)
+from orchestrator.models_csv import read_models_csv
+
+__all__ = [
+    "ModelClass",
+    "ModelConfig",
+    "ModelConfigParser",
+    "ReasoningDirective",
+    "ReasoningState",
+    "Task",
+    "TokenBudgets",
+]
+
+
+class ModelConfigParser:
+    """Reads one models CSV; ``parse`` validates the whole file before returning anything."""
+
+    def __init__(self, csv_path: str | Path = "models.csv", budgets: TokenBudgets | None = None):
+        self.csv_path = Path(csv_path)
+        self.budgets = budgets or TokenBudgets()
+
+    def parse(self) -> list[ModelConfig]:
+        """Every row as a ``ModelConfig``; raises ``orchestrator.errors.ConfigError`` if bad."""
+        return read_models_csv(self.csv_path, self.budgets)
+
+    @staticmethod
+    def filter_configs(
+        configs: Iterable[ModelConfig],
+        model_name: str | None = None,
+        model_class: str | None = None,
+        reasoning_state: str | None = None,
+        task: str | None = None,
+    ) -> list[ModelConfig]:
+        """The configs passing every given filter; see ``orchestrator.filters``."""
+        return filter_configs(
+            configs,
+            model_name=model_name,
+            model_class=model_class,
+            reasoning_state=reasoning_state,
+            task=task,
+        )
+
+
+if __name__ == "__main__":
+    from orchestrator.listing import main
+
+    sys.exit(main())

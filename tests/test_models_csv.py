@@ -1,0 +1,219 @@
+"""The models CSV reader: the project's models.csv, the quirks of real files, and bad input."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from model_config_parser import ModelConfigParser
+from orchestrator.errors import ConfigError
+from orchestrator.model_config import ModelClass, ReasoningState, Task, TokenBudgets
+from orchestrator.models_csv import read_models_csv
+
+ROOT = Path(__file__).resolve().parent.parent
+HEADER = ",Models to Add,Priority (1=hi),Class,Task,Reasoning State,Chat Template"
+
+
+@pytest.fixture(scope="module")
+def configs():
+    return ModelConfigParser(ROOT / "models.csv").parse()
+
+
+def write(tmp_path: Path, body: str | bytes, name: str = "models.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(body if isinstance(body, bytes) else body.encode())
+    return path
+
+
+def test_project_csv_counts(configs):
+    assert len(configs) == 60
+    assert len({c.model_id for c in configs}) == 43
+    assert Counter(c.model_class for c in configs) == {
+        ModelClass.C: 24,
+        ModelClass.A: 19,
+        ModelClass.B: 14,
+        None: 3,
+    }
+    assert Counter(c.task for c in configs) == {Task.TEXT_GEN: 57, Task.IMAGE_GEN: 3}
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({"model_name": "gpt-oss"}, 7),
+        ({"model_name": "GPT-OSS"}, 7),
+        ({"model_class": "a"}, 19),
+        ({"model_class": " C "}, 24),
+        ({"reasoning_state": "On"}, 24),
+        ({"reasoning_state": "Off"}, 33),
+        ({"reasoning_state": "High"}, 2),
+        ({"reasoning_state": "off (n/a)"}, 21),
+        ({"task": "image"}, 3),
+        ({"model_name": "gpt-oss", "reasoning_state": "On"}, 6),
+        ({"model_name": "gpt-oss", "model_class": "B"}, 4),
+        ({"model_name": "qwen3", "model_class": "A", "reasoning_state": "Off"}, 1),
+        ({"model_name": "gpt-oss", "task": "image_gen"}, 0),
+        ({}, 60),
+    ],
+)
+def test_filters_and_together(configs, filters, expected):
+    selected = ModelConfigParser.filter_configs(configs, **filters)
+    assert len(selected) == expected
+    for config in selected:
+        assert filters.get("model_name", "").lower() in config.model_id.lower()
+
+
+def test_seed_api_as_the_readme_shows():
+    parser = ModelConfigParser(str(ROOT / "models.csv"))
+    filtered = parser.filter_configs(parser.parse(), model_name="gpt-oss")
+    first = filtered[0]
+    assert first.model_id == "openai/gpt-oss-20b"
+    assert first.reasoning_state == "On (High)"
+    assert f"{first.reasoning_state}" == "On (High)"
+    assert first.use_harmony and first.reasoning_params == {"reasoning_effort": "high"}
+    assert first.state_slug == "On_High"
+
+
+def test_configs_are_immutable(configs):
+    with pytest.raises(AttributeError):
+        configs[0].model_id = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        configs[0].chat_template_params["reasoning"] = False  # type: ignore[index]
+
+
+def test_multiline_template_cells_are_parsed(configs):
+    row = configs[0]
+    assert row.chat_template_params == {
+        "reasoning": True,
+        "reasoning_params": {"reasoning_effort": "high"},
+    }
+    assert row.line == 2
+    assert configs[1].line == 5  # the record before spans three physical lines
+
+
+QUIRKS = (
+    HEADER + ",Notes\n"
+    ',https://huggingface.co/Qwen/Qwen3-0.6B ,1,A,text_gen,On,"reasoning: True\n'
+    'reasoning_params:\n  enable_thinking: True",extra\n'
+    ",  Qwen/Qwen3-0.6B  , 2 ,a, text_gen ,off,N/A (default)\n"
+    ",https://huggingface.co/google/gemma-3-1b-it/tree/main,3,A,text_gen,On (high),N/A\n"
+    ",./local-model,1,B,text_gen,Off (N/A),\n"
+    ",black-forest-labs/FLUX.1-dev,2,,image_gen,,N/A\n"
+    ",,,,,,\n\n\n"
+)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_quirks_of_real_files(tmp_path, newline):
+    path = write(tmp_path, QUIRKS.replace("\n", newline))
+    configs = read_models_csv(path)
+    assert [c.model_id for c in configs] == [
+        "Qwen/Qwen3-0.6B",
+        "Qwen/Qwen3-0.6B",
+        "google/gemma-3-1b-it",
+        str((tmp_path / "local-model").resolve()),
+        "black-forest-labs/FLUX.1-dev",
+    ]
+    assert [c.line for c in configs] == [2, 5, 6, 7, 8]
+    assert [c.reasoning_state for c in configs] == [
+        ReasoningState.ON,
+        ReasoningState.OFF,
+        ReasoningState.ON_HIGH,
+        ReasoningState.OFF_NA,
+        ReasoningState.NONE,
+    ]
+    assert configs[0].chat_template_params["reasoning_params"] == {"enable_thinking": True}
+    assert configs[1].priority == 2 and configs[1].model_class is ModelClass.A
+    assert configs[1].chat_template == "" and configs[2].chat_template == ""
+    image = configs[4]
+    assert image.model_class is None and image.reasoning.enabled is None
+    assert image.max_new_tokens is None
+
+
+def test_columns_in_another_order_and_spaced_headers(tmp_path):
+    body = (
+        " Reasoning State , Task ,Class, Models to Add ,Priority (1=hi)\n"
+        "Off,text_gen,B,openai/gpt-oss-20b,1\n"
+    )
+    (config,) = read_models_csv(write(tmp_path, body))
+    assert config.model_id == "openai/gpt-oss-20b"
+    assert config.model_class is ModelClass.B and config.chat_template == ""
+    assert config.reasoning.effort == "low"
+
+
+def test_utf8_bom_is_accepted(tmp_path):
+    body = "\ufeff" + HEADER + "\n,org/model,1,A,text_gen,Off,\n"
+    (config,) = read_models_csv(write(tmp_path, body))
+    assert config.model_id == "org/model"
+
+
+def test_token_budgets_are_overridable(tmp_path):
+    body = HEADER + "\n,Qwen/Qwen3-0.6B,1,A,text_gen,On,\n,Qwen/Qwen3-0.6B,1,A,text_gen,Off,\n"
+    on, off = read_models_csv(write(tmp_path, body), TokenBudgets(off_tokens=20, on_max_tokens=512))
+    assert (on.min_new_tokens, on.max_new_tokens) == (1, 512)
+    assert (off.min_new_tokens, off.max_new_tokens) == (20, 20)
+
+
+ROW = ",org/model,1,A,text_gen,Off,"
+BAD_INPUTS = [
+    # (name, file content, line, text expected in the message)
+    (
+        "missing column",
+        ",Models to Add,Class,Task,Reasoning State\n,org/m,A,text_gen,Off\n",
+        1,
+        "missing required column(s) 'Priority (1=hi)'",
+    ),
+    ("unknown class", HEADER + "\n" + ROW.replace(",A,", ",D,"), 2, "unknown class"),
+    ("priority zero", HEADER + "\n" + ROW + "\n" + ROW.replace(",1,", ",0,"), 3, "priority"),
+    ("priority text", HEADER + "\n" + ROW.replace(",1,", ",x,"), 2, "'x'"),
+    ("priority four", HEADER + "\n" + ROW.replace(",1,", ",4,"), 2, "'4'"),
+    ("unknown state", HEADER + "\n" + ROW.replace(",Off,", ",Maybe,"), 2, "'Maybe'"),
+    ("unknown task", HEADER + "\n" + ROW.replace("text_gen", "audio"), 2, "'audio'"),
+    ("empty file", "", None, "empty"),
+    ("blank lines only", "\n\r\n  \n", None, "empty"),
+    ("header only", HEADER + "\n\n", 1, "no model rows"),
+    ("non-utf8", HEADER + "\n" + ROW + "\n,caf\xe9/model,1,A,text_gen,Off,\n", 3, "not UTF-8"),
+    ("duplicate rows", HEADER + "\n" + ROW + "\n" + ROW + "\n", 3, "duplicate row"),
+    ("binary garbage", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", 3, "binary"),
+    ("empty model", HEADER + "\n,,1,A,text_gen,Off,\n", 2, "empty model"),
+    ("text row without class", HEADER + "\n" + ROW.replace(",A,", ",,"), 2, "need a class"),
+    ("text row without state", HEADER + "\n" + ROW.replace(",Off,", ",,"), 2, "reasoning state"),
+    ("model with spaces", HEADER + "\n,my model,1,A,text_gen,Off,\n", 2, "not a Hub id"),
+    ("unclosed quote", HEADER + "\n" + ROW + '\n,org/b,1,A,text_gen,Off,"open\n', 3, "CSV"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "line", "text"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS]
+)
+def test_bad_input_names_file_line_and_value(tmp_path, name, content, line, text):
+    if name == "non-utf8":
+        content = content.encode("latin-1")
+    path = write(tmp_path, content)
+    with pytest.raises(ConfigError) as caught:
+        read_models_csv(path)
+    error = caught.value
+    assert error.line == line
+    assert text in str(error)
+    prefix = str(path) if line is None else f"{path}:{line}:"
+    assert str(error).startswith(prefix)
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="file not found") as caught:
+        read_models_csv(tmp_path / "nope.csv")
+    assert str(caught.value).startswith(str(tmp_path / "nope.csv"))
+
+
+def test_directory_instead_of_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_models_csv(tmp_path)
+
+
+def test_contradicting_template_warns_and_state_wins(tmp_path, caplog):
+    body = HEADER + "\n,Qwen/Qwen3-0.6B,1,A,text_gen,On,reasoning: False\n"
+    (config,) = read_models_csv(write(tmp_path, body))
+    assert config.reasoning.enabled is True
+    assert "Reasoning State is used" in caplog.text and ":2:" in caplog.text

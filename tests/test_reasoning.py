@@ -1,0 +1,107 @@
+"""Every row of models.csv resolves to the reasoning directive SPEC §4 prescribes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from model_config_parser import ModelConfigParser
+from orchestrator.model_config import ReasoningState, Task
+from orchestrator.reasoning import resolve_directive
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ModelConfigParser(ROOT / "models.csv").parse()
+
+# Written out from SPEC §4 by hand, independently of orchestrator.reasoning's family table:
+# model id -> (how "On" is applied, how "Off" is applied).
+EXPECTED_CONTROL = {
+    "openai/gpt-oss-20b": ("harmony", "harmony"),
+    "openai/gpt-oss-120b": ("harmony", "harmony"),
+    "Qwen/Qwen3-30B-A3B": ("chat_template_kwarg", "chat_template_kwarg"),
+    "Qwen/Qwen3-0.6B": ("chat_template_kwarg", "chat_template_kwarg"),
+    "Qwen/Qwen3-235B-A22B": ("chat_template_kwarg", "chat_template_kwarg"),
+    "Qwen/Qwen3-Next-80B-A3B-Thinking": ("chat_template_kwarg", None),
+    "Qwen/Qwen3-Next-80B-A3B-Instruct": ("chat_template_kwarg", None),
+    "deepseek-ai/DeepSeek-R1": ("think_prefix", "think_prefix"),
+    "deepseek-ai/DeepSeek-R1-0528": ("think_prefix", "think_prefix"),
+    "deepseek-ai/DeepSeek-R1-Distill-Llama-70B": ("think_prefix", "think_prefix"),
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B": ("think_prefix", "think_prefix"),
+    "tencent/Hunyuan-1.8B-Instruct": ("prompt_prefix", "prompt_prefix"),
+    "LGAI-EXAONE/EXAONE-4.0-32B": ("chat_template_kwarg", "chat_template_kwarg"),
+    "nvidia/Llama-3_3-Nemotron-Super-49B-v1_5": ("system_prompt", "system_prompt"),
+    "HuggingFaceTB/SmolLM3-3B": ("system_prompt", "system_prompt"),
+    "microsoft/Phi-4-reasoning-plus": ("model_default", "chat_template_kwarg"),
+    "google/gemma-3-270m-it": ("model_default", None),
+    "google/gemma-3-1b-it": ("model_default", None),
+    "google/gemma-3-12b-it": ("model_default", None),
+    "google/gemma-3-27b-it": ("model_default", None),
+}
+GPT_OSS_EFFORT = {
+    ReasoningState.ON_HIGH: "high",
+    ReasoningState.ON_MEDIUM: "medium",
+    ReasoningState.ON_LOW: "low",
+    ReasoningState.OFF_NA: "low",
+}
+
+
+@pytest.mark.parametrize(
+    "config", CONFIGS, ids=[f"{c.line}-{c.model_id}-{c.reasoning_state}" for c in CONFIGS]
+)
+def test_row_resolves_as_the_spec_says(config):
+    d = config.reasoning
+    state = config.reasoning_state
+    if config.task is Task.IMAGE_GEN:
+        assert d.enabled is None and d.control == "none" and config.max_new_tokens is None
+        return
+    on = state.value.startswith("On")
+    assert d.enabled is on
+    if on:
+        assert (config.min_new_tokens, config.max_new_tokens) == (1, 8192)
+        assert d.control == EXPECTED_CONTROL[config.model_id][0]
+    else:
+        assert config.min_new_tokens == config.max_new_tokens == 10
+        expected = EXPECTED_CONTROL.get(config.model_id, (None, None))[1]
+        if state is ReasoningState.OFF_NA and "gpt-oss" not in config.model_id:
+            expected = "none"  # the model has no reasoning mode to switch off
+        assert d.control == expected
+
+    if "gpt-oss" in config.model_id:
+        assert d.effort == GPT_OSS_EFFORT[state]
+        assert d.chat_template_kwargs == {"reasoning_effort": GPT_OSS_EFFORT[state]}
+        if not on:
+            assert "no off switch" in d.note
+    elif d.control == "chat_template_kwarg":
+        assert d.chat_template_kwargs == {"enable_thinking": on}
+    elif d.control == "think_prefix":
+        assert d.assistant_prefix == ("<think>\n" if on else "<think>\n\n</think>\n\n")
+    elif d.control == "system_prompt":
+        assert d.system_prompt == ("/think" if on else "/no_think")
+    elif d.control == "prompt_prefix":
+        assert d.prompt_prefix == ("/think" if on else "/no_think")
+    else:
+        assert d.control in {"model_default", "none"}
+        assert not d.chat_template_kwargs and not d.system_prompt and not d.assistant_prefix
+
+
+def test_plain_on_for_gpt_oss_is_high_effort():
+    d = resolve_directive("openai/gpt-oss-20b", ReasoningState.ON, Task.TEXT_GEN)
+    assert d.effort == "high" and d.enabled
+
+
+def test_effort_on_a_family_without_levels_is_flagged():
+    d = resolve_directive("Qwen/Qwen3-8B", ReasoningState.ON_LOW, Task.TEXT_GEN)
+    assert d.enabled and d.chat_template_kwargs == {"enable_thinking": True}
+    assert "no effort levels" in d.note
+
+
+def test_local_folder_ids_use_the_folder_name_for_the_family():
+    d = resolve_directive("/models/Qwen3-0.6B", ReasoningState.OFF, Task.TEXT_GEN)
+    assert d.control == "chat_template_kwarg" and d.chat_template_kwargs == {
+        "enable_thinking": False
+    }
+
+
+def test_older_nemotron_is_not_taken_for_v1_5():
+    d = resolve_directive("nvidia/Llama-3_1-Nemotron-Nano-8B-v1", ReasoningState.ON, Task.TEXT_GEN)
+    assert d.control == "model_default"
