@@ -1,0 +1,151 @@
+"""One benchmark run: prompts, load, preprocess, idle baseline, warmup, measured repeats.
+
+``run_benchmark`` returns a ``RunData`` with every measurement; ``report.build_report`` turns it
+into the published figures. Failures inside a pass are counted; three failed batches in a row
+abort the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from energy_bench.backend import Batch, InferenceBackend, PyTorchBackend
+from energy_bench.config import BenchConfig
+from energy_bench.energy_sources import EnergySource, open_source
+from energy_bench.errors import BenchmarkAborted, OutOfMemory
+from energy_bench.meter import EnergyMeter, Measurement, TraceRow
+from energy_bench.prompts import PromptSet, load_prompts
+
+log = logging.getLogger(__name__)
+
+MAX_CONSECUTIVE_FAILURES = 3
+
+
+@dataclass(frozen=True)
+class PromptRecord:
+    """One prompt in one measured pass."""
+
+    repeat: int
+    prompt_index: int
+    batch_index: int
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    ttft_s: float | None
+    ok: bool
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """One measured pass over every prompt."""
+
+    measurement: Measurement
+    records: tuple[PromptRecord, ...]
+
+
+@dataclass
+class RunData:
+    """Everything one run measured, before it is summarised."""
+
+    config: BenchConfig
+    prompts: PromptSet
+    started_at: str
+    backend: InferenceBackend
+    source: EnergySource
+    preprocess: Measurement | None = None
+    idle: Measurement | None = None
+    warmups: list[Measurement] = field(default_factory=list)
+    passes: list[PassResult] = field(default_factory=list)
+    trace: list[TraceRow] = field(default_factory=list)
+    sampler_cpu_s: float = 0.0
+    sampler_wall_s: float = 0.0
+    wall_s: float = 0.0
+    provenance: dict[str, object] = field(default_factory=dict)
+
+
+def _run_pass(
+    backend: InferenceBackend, batches: Sequence[Batch], repeat: int
+) -> list[PromptRecord]:
+    records: list[PromptRecord] = []
+    failures_in_a_row = 0
+    for number, batch in enumerate(batches):
+        start = time.perf_counter()
+        try:
+            gen = backend.generate(batch)
+        except Exception as exc:
+            failures_in_a_row += 1
+            message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            log.warning("batch %d of pass %d failed: %s", number, repeat, message)
+            elapsed = time.perf_counter() - start
+            records += [
+                PromptRecord(repeat, i, number, t, 0, elapsed, None, False, message)
+                for i, t in zip(batch.indices, batch.prompt_tokens, strict=True)
+            ]
+            if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
+                if isinstance(exc, OutOfMemory):
+                    raise
+                raise BenchmarkAborted(
+                    f"{MAX_CONSECUTIVE_FAILURES} batches in a row failed; last: {message}"
+                ) from exc
+            continue
+        failures_in_a_row = 0
+        records += [
+            PromptRecord(repeat, i, number, p, c, gen.latency_s, gen.ttft_s, True)
+            for i, p, c in zip(batch.indices, gen.prompt_tokens, gen.completion_tokens, strict=True)
+        ]
+    return records
+
+
+def run_benchmark(
+    config: BenchConfig,
+    *,
+    backend_factory: Callable[..., InferenceBackend] = PyTorchBackend,
+    source_factory: Callable[[Sequence[str]], EnergySource] = open_source,
+) -> RunData:
+    """Run the whole benchmark; returns every measurement (raises on load or abort)."""
+    wall = time.perf_counter()
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    s = config.scenario
+    prompts = load_prompts(s)
+    log.info("%d prompts from %s", len(prompts.texts), prompts.source)
+    backend = backend_factory(config.backend, s)
+    backend.load()
+    source = source_factory(backend.device_uuids)
+    data = RunData(config, prompts, started, backend, source)
+    meter = EnergyMeter(source, synchronize=backend.synchronize, sample_hz=config.energy.sample_hz)
+    try:
+        with meter.window("preprocess") as pre:
+            batches = backend.prepare(prompts.texts)
+        data.preprocess = pre.measurement
+        data.idle = meter.measure_idle(config.energy.idle_seconds)
+        for i in range(s.warmup_runs):
+            backend.seed(s.seed)
+            with meter.window(f"warmup_{i}") as warm:
+                backend.generate(batches[i % len(batches)])
+            assert warm.measurement is not None
+            data.warmups.append(warm.measurement)
+        for r in range(s.repeats):
+            backend.seed(s.seed)
+            with meter.window(f"repeat_{r}") as measured:
+                records = _run_pass(backend, batches, r)
+            assert measured.measurement is not None
+            data.passes.append(PassResult(measured.measurement, tuple(records)))
+            log.info(
+                "pass %d/%d: %.1f s, %.3f Wh",
+                r + 1,
+                s.repeats,
+                measured.measurement.duration_s,
+                measured.measurement.energy_wh,
+            )
+    finally:
+        meter.close()
+        data.trace = meter.trace()
+        data.sampler_cpu_s = meter.sampler_cpu_s
+        data.sampler_wall_s = meter.sampler_wall_s
+        data.wall_s = time.perf_counter() - wall
+    return data

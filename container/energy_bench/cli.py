@@ -1,0 +1,119 @@
+"""The single-run command: ``python -m energy_bench --config-name text_generation [key=value ...]``.
+
+Exit status: 0 success, 2 bad config, 3 model not loadable (missing or gated), 4 out of memory,
+5 aborted after repeated prompt failures, 6 no energy source, 130 interrupted, 1 anything else.
+The last line on stderr of a failed run is ``energy_bench: error: <Type>: <message>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from energy_bench.benchmark import RunData, run_benchmark
+from energy_bench.config import CONFIG_DIR, BenchConfig, load_config
+from energy_bench.errors import BenchmarkError
+from energy_bench.outputs import write_atomic, write_measurement_files, write_report_files
+from energy_bench.report import SCHEMA_VERSION, build_report
+
+log = logging.getLogger("energy_bench")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="energy_bench",
+        description="Measure the GPU energy of one model on AI Energy Score text generation.",
+    )
+    parser.add_argument("--config-name", default="text_generation", help="config in --config-dir")
+    parser.add_argument(
+        "--config-dir", type=Path, default=CONFIG_DIR, help="folder of YAML configs"
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path(os.environ.get("RESULTS_DIR", "/results")),
+        help="where result files are written (default $RESULTS_DIR or /results)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    return parser
+
+
+def _failure_report(cfg: BenchConfig | None, exc: BaseException, code: int) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": "failed",
+        "error": {"type": type(exc).__name__, "message": str(exc), "exit_code": code},
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": cfg.raw if cfg else None,
+        "model": cfg.backend.model if cfg else None,
+    }
+
+
+def _provenance(data: RunData) -> dict[str, Any]:
+    info = dict(data.backend.provenance())
+    driver = getattr(data.source, "driver", None)
+    if callable(driver):
+        info.update(driver())
+    info["energy_devices"] = [d.__dict__ for d in data.source.devices]
+    return info
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    results = args.results_dir
+    cfg: BenchConfig | None = None
+    try:
+        cfg = load_config(args.config_name, args.overrides, config_dir=args.config_dir)
+        results.mkdir(parents=True, exist_ok=True)
+        log.info("model %s -> %s (config %s)", cfg.backend.model, results, cfg.config_hash)
+        data = run_benchmark(cfg)
+        data.provenance = _provenance(data)
+        write_measurement_files(results, data)
+        report = build_report(data)
+        write_report_files(results, report)
+        e, s = report["energy"], report["summary"]
+        log.info(
+            "done: %d/%d prompts, %.4f Wh (%s), %.3f tokens/J, %.1f tokens/s",
+            s["successful_prompts"],
+            s["total_prompts"],
+            e["gpu_energy_wh"],
+            e["energy_source"],
+            e["tokens_per_joule"] or 0.0,
+            s["throughput_tokens_per_second"],
+        )
+        return 0
+    except KeyboardInterrupt as exc:
+        code, error = 130, exc
+    except BenchmarkError as exc:
+        code, error = exc.exit_code, exc
+    except Exception as exc:
+        log.error("unexpected failure", exc_info=True)
+        code, error = 1, exc
+    if results.is_dir() or cfg is not None:
+        try:
+            write_atomic(
+                results / "benchmark_report.json", _json(_failure_report(cfg, error, code))
+            )
+        except OSError as exc:
+            log.warning("could not write the failure report: %s", exc)
+    print(f"energy_bench: error: {type(error).__name__}: {error}", file=sys.stderr)
+    return code
+
+
+def _json(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, indent=2, default=str) + "\n"

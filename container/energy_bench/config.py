@@ -1,0 +1,271 @@
+"""The run's configuration: YAML defaults plus Hydra-style ``a.b=value`` overrides (SPEC §5).
+
+Values are typed the YAML way (``False`` is a boolean, ``10`` an int, ``null`` is None; quote a
+value to keep it a string). Unknown keys and wrongly typed values are a ``BenchConfigError`` that
+lists what is valid.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from energy_bench.errors import BenchConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+FREE_FORM = ("scenario.generate_kwargs",)
+CONTROLS = (
+    "harmony",
+    "chat_template_kwarg",
+    "think_prefix",
+    "system_prompt",
+    "prompt_prefix",
+    "model_default",
+    "none",
+)
+DTYPES = ("bfloat16", "float16", "float32", "auto")
+DEVICES = ("auto", "cuda", "cpu")
+EFFORTS = ("high", "medium", "low")
+
+Control = Literal[
+    "harmony",
+    "chat_template_kwarg",
+    "think_prefix",
+    "system_prompt",
+    "prompt_prefix",
+    "model_default",
+    "none",
+]
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """How the model is loaded and placed."""
+
+    model: str
+    processor: str | None
+    torch_dtype: str
+    no_weights: bool
+    device: str
+    num_gpus: int
+    trust_remote_code: bool
+
+
+@dataclass(frozen=True)
+class ReasoningConfig:
+    """The reasoning directive resolved on the host; applied as given, never guessed."""
+
+    enabled: bool | None
+    control: Control
+    effort: str | None
+
+
+@dataclass(frozen=True)
+class ScenarioConfig:
+    """What is run: prompts, batching, warmup, repeats, generation settings."""
+
+    dataset_name: str
+    dataset_split: str
+    text_column_name: str
+    num_samples: int
+    batch_size: int
+    warmup_runs: int
+    repeats: int
+    seed: int
+    reasoning: ReasoningConfig
+    max_new_tokens: int
+    min_new_tokens: int
+    generate_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EnergyConfig:
+    """How energy is measured."""
+
+    idle_seconds: float
+    sample_hz: float
+    carbon_intensity_g_per_kwh: float
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """The whole, validated run configuration; ``raw`` is the merged tree as given."""
+
+    name: str
+    backend: BackendConfig
+    scenario: ScenarioConfig
+    energy: EnergyConfig
+    raw: Mapping[str, Any]
+
+    @property
+    def config_hash(self) -> str:
+        """A short, stable digest of the merged configuration (for provenance and run ids)."""
+        text = json.dumps(self.raw, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and dotted not in FREE_FORM:
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _parse_value(text: str) -> Any:
+    if text.startswith('"') and text.endswith('"') and len(text) >= 2:
+        try:
+            return json.loads(text)  # JSON string escapes, e.g. "\n"
+        except json.JSONDecodeError:
+            return text[1:-1]
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
+
+
+def _type_ok(default: Any, value: Any) -> bool:
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str | int | float) and not isinstance(value, bool)
+    return isinstance(value, type(default))
+
+
+def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    node = tree
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def apply_overrides(defaults: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """The defaults tree with every ``key=value`` override applied and type-checked."""
+    tree = copy.deepcopy(dict(defaults))
+    flat = _flatten(tree)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip().lstrip("+")
+        if not sep or not key:
+            raise BenchConfigError(f"override {item!r} is not of the form key=value")
+        value = _parse_value(text)
+        free = next((f for f in FREE_FORM if key.startswith(f + ".")), None)
+        if free is None and key not in flat:
+            valid = ", ".join(sorted(flat)) + ", " + ", ".join(f"{f}.*" for f in FREE_FORM)
+            raise BenchConfigError(f"unknown config key {key!r}; valid keys: {valid}")
+        if free is None and not _type_ok(flat[key], value):
+            raise BenchConfigError(
+                f"{key}={text!r}: expected a {type(flat[key]).__name__} "
+                f"(default {flat[key]!r}), got {type(value).__name__}"
+            )
+        if isinstance(flat.get(key), str) and isinstance(value, int | float):
+            value = text.strip()
+        _set(tree, key, value)
+    return tree
+
+
+def _choice(key: str, value: Any, allowed: Sequence[Any]) -> Any:
+    if value not in allowed:
+        raise BenchConfigError(f"{key}={value!r}: expected one of {', '.join(map(str, allowed))}")
+    return value
+
+
+def _at_least(key: str, value: Any, low: float) -> Any:
+    if value < low:
+        raise BenchConfigError(f"{key}={value!r}: must be at least {low}")
+    return value
+
+
+def _build(name: str, tree: Mapping[str, Any]) -> BenchConfig:
+    b, s, e = tree["backend"], tree["scenario"], tree["energy"]
+    if not str(b["model"]).strip():
+        raise BenchConfigError("backend.model is required (a Hub id or a local folder)")
+    generate = dict(s.get("generate_kwargs") or {})
+    max_new = _at_least(
+        "scenario.generate_kwargs.max_new_tokens", generate.pop("max_new_tokens"), 1
+    )
+    min_new = generate.pop("min_new_tokens", None)
+    min_new = 0 if min_new is None else _at_least("min_new_tokens", min_new, 0)
+    if min_new > max_new:
+        raise BenchConfigError(f"min_new_tokens={min_new} is above max_new_tokens={max_new}")
+    params = s.get("reasoning_params") or {}
+    effort = params.get("reasoning_effort")
+    if effort is not None:
+        effort = _choice("scenario.reasoning_params.reasoning_effort", str(effort).lower(), EFFORTS)
+    if s.get("reasoning") not in (True, False, None):
+        raise BenchConfigError(
+            f"scenario.reasoning={s.get('reasoning')!r}: expected true, false or null"
+        )
+    reasoning = ReasoningConfig(
+        enabled=s.get("reasoning"),
+        control=_choice("scenario.reasoning_params.control", params.get("control"), CONTROLS),
+        effort=effort,
+    )
+    if reasoning.control == "harmony" and effort is None:
+        raise BenchConfigError("control=harmony needs scenario.reasoning_params.reasoning_effort")
+    sample_hz = _at_least("energy.sample_hz", float(e["sample_hz"]), 0.1)
+    if sample_hz > 100:
+        raise BenchConfigError(f"energy.sample_hz={sample_hz}: at most 100")
+    return BenchConfig(
+        name=name,
+        backend=BackendConfig(
+            model=str(b["model"]).strip(),
+            processor=b.get("processor"),
+            torch_dtype=_choice("backend.torch_dtype", b["torch_dtype"], DTYPES),
+            no_weights=bool(b["no_weights"]),
+            device=_choice("backend.device", b["device"], DEVICES),
+            num_gpus=_at_least("backend.num_gpus", b["num_gpus"], 1),
+            trust_remote_code=bool(b["trust_remote_code"]),
+        ),
+        scenario=ScenarioConfig(
+            dataset_name=str(s["dataset_name"]),
+            dataset_split=str(s["dataset_split"]),
+            text_column_name=str(s["text_column_name"]),
+            num_samples=_at_least("scenario.num_samples", s["num_samples"], 1),
+            batch_size=_at_least("scenario.batch_size", s["batch_size"], 1),
+            warmup_runs=_at_least("scenario.warmup_runs", s["warmup_runs"], 0),
+            repeats=_at_least("scenario.repeats", s["repeats"], 1),
+            seed=s["seed"],
+            reasoning=reasoning,
+            max_new_tokens=max_new,
+            min_new_tokens=min_new,
+            generate_kwargs=generate,
+        ),
+        energy=EnergyConfig(
+            idle_seconds=_at_least("energy.idle_seconds", float(e["idle_seconds"]), 0.0),
+            sample_hz=sample_hz,
+            carbon_intensity_g_per_kwh=_at_least(
+                "carbon.intensity_g_per_kwh", float(tree["carbon"]["intensity_g_per_kwh"]), 0.0
+            ),
+        ),
+        raw=tree,
+    )
+
+
+def load_config(
+    name: str, overrides: Sequence[str] = (), *, config_dir: Path = CONFIG_DIR
+) -> BenchConfig:
+    """The validated configuration ``name`` (a YAML file in ``config_dir``) with overrides."""
+    path = config_dir / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in config_dir.glob("*.yaml"))) or "none"
+        raise BenchConfigError(f"unknown --config-name {name!r}; known: {known}")
+    defaults = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return _build(name, apply_overrides(defaults, overrides))

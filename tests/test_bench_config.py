@@ -1,0 +1,127 @@
+"""The container's config: YAML defaults, typed Hydra-style overrides, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import CONTAINER
+from energy_bench.config import apply_overrides, load_config
+from energy_bench.errors import BenchConfigError
+
+
+def test_defaults_hold_every_spec_key():
+    cfg = load_config("text_generation", ["backend.model=org/m"])
+    assert cfg.backend.torch_dtype == "bfloat16" and cfg.backend.no_weights is False
+    assert cfg.scenario.dataset_name == "EnergyStarAI/text_generation"
+    assert cfg.scenario.text_column_name == "text" and cfg.scenario.batch_size == 1
+    assert (cfg.scenario.min_new_tokens, cfg.scenario.max_new_tokens) == (10, 10)
+    assert cfg.energy.idle_seconds > 0 and cfg.energy.sample_hz == 10.0
+    assert cfg.energy.carbon_intensity_g_per_kwh > 0
+
+
+def test_overrides_are_typed():
+    cfg = load_config(
+        "text_generation",
+        [
+            "backend.model=org/m",
+            "backend.no_weights=True",
+            "scenario.num_samples=10",
+            "scenario.reasoning=False",
+            "scenario.reasoning_params.control=harmony",
+            "scenario.reasoning_params.reasoning_effort=High",
+            "scenario.generate_kwargs.max_new_tokens=8192",
+            "scenario.generate_kwargs.min_new_tokens=1",
+            "scenario.generate_kwargs.temperature=0.7",
+            "energy.idle_seconds=0",
+            "scenario.dataset_split=2024",
+        ],
+    )
+    assert cfg.backend.no_weights is True
+    assert cfg.scenario.num_samples == 10 and isinstance(cfg.scenario.num_samples, int)
+    assert cfg.scenario.reasoning.enabled is False
+    assert cfg.scenario.reasoning.effort == "high"
+    assert cfg.scenario.max_new_tokens == 8192 and cfg.scenario.min_new_tokens == 1
+    assert cfg.scenario.generate_kwargs == {"do_sample": False, "temperature": 0.7}
+    assert cfg.energy.idle_seconds == 0.0
+    assert cfg.scenario.dataset_split == "2024"
+
+
+def test_quoted_values_stay_strings_with_escapes():
+    tree = apply_overrides(
+        {"a": {"b": "x"}},
+        [
+            'a.b="10"',
+        ],
+    )
+    assert tree["a"]["b"] == "10"
+    assert apply_overrides({"a": {"b": "x"}}, ['a.b="<think>\\n"'])["a"]["b"] == "<think>\n"
+
+
+def test_config_hash_is_stable_and_sensitive():
+    one = load_config("text_generation", ["backend.model=org/m"]).config_hash
+    assert one == load_config("text_generation", ["backend.model=org/m"]).config_hash
+    assert one != load_config("text_generation", ["backend.model=org/n"]).config_hash
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("backend.modle=x", "unknown config key 'backend.modle'; valid keys: backend.device"),
+        ("scenario.num_samples=ten", "expected a int"),
+        ("scenario.num_samples=0", "must be at least 1"),
+        ("backend.no_weights=1", "expected a bool"),
+        ("backend.torch_dtype=int3", "expected one of bfloat16"),
+        ("scenario.reasoning_params.control=magic", "expected one of harmony"),
+        ("scenario.reasoning_params.reasoning_effort=extreme", "expected one of high"),
+        ("scenario.generate_kwargs.min_new_tokens=20", "above max_new_tokens"),
+        ("scenario.reasoning=maybe", "expected true, false or null"),
+        ("energy.sample_hz=1000", "at most 100"),
+        ("novalue", "not of the form key=value"),
+    ],
+)
+def test_bad_overrides_are_clear(override, message):
+    with pytest.raises(BenchConfigError) as caught:
+        load_config("text_generation", ["backend.model=org/m", override])
+    assert message in str(caught.value)
+
+
+def test_model_is_required_and_config_name_checked():
+    with pytest.raises(BenchConfigError, match=r"backend\.model is required"):
+        load_config("text_generation")
+    with pytest.raises(BenchConfigError, match="known: text_generation"):
+        load_config("image_generation", ["backend.model=x"])
+
+
+def test_harmony_needs_an_effort():
+    with pytest.raises(
+        BenchConfigError, match=r"needs scenario\.reasoning_params\.reasoning_effort"
+    ):
+        load_config(
+            "text_generation", ["backend.model=x", "scenario.reasoning_params.control=harmony"]
+        )
+
+
+def test_cli_bad_key_exits_2_listing_valid_keys(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "energy_bench",
+            "--results-dir",
+            str(tmp_path),
+            "backend.model=x",
+            "scenario.bogus=1",
+        ],
+        cwd=CONTAINER,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "energy_bench: error: BenchConfigError: unknown config key 'scenario.bogus'"
+    )
+    assert "scenario.num_samples" in last and "Traceback" not in result.stderr

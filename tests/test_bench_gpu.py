@@ -1,0 +1,93 @@
+"""Real NVML measurements on an NVIDIA GPU (run through the device tool; skipped elsewhere)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import CONTAINER, TINY_MODEL
+
+pytestmark = pytest.mark.gpu
+
+SMALL_LLAMA = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 1024,
+    "intermediate_size": 4096,
+    "num_hidden_layers": 16,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 8,
+    "vocab_size": 32000,
+    "max_position_embeddings": 4096,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "pad_token_id": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def gpu_run(tmp_path_factory):
+    model = tmp_path_factory.mktemp("llama")
+    (model / "config.json").write_text(json.dumps(SMALL_LLAMA))
+    results = tmp_path_factory.mktemp("results")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "energy_bench",
+            "--results-dir",
+            str(results),
+            f"backend.model={model}",
+            f"backend.processor={TINY_MODEL}",
+            "backend.no_weights=True",
+            "scenario.dataset_name=bundled",
+            "scenario.num_samples=60",
+            "scenario.repeats=2",
+            "energy.idle_seconds=3",
+        ],
+        cwd=CONTAINER,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return results, json.loads((results / "benchmark_report.json").read_text())
+
+
+def test_nvml_energy_is_real(gpu_run):
+    _, report = gpu_run
+    e = report["energy"]
+    assert e["energy_source"] == "nvml" and e["estimated"] is False
+    assert e["gpu_energy_wh"] > 0 and e["energy_above_idle_wh"] > 0
+    assert 20 < e["idle_power_w"] < 300, e["idle_power_w"]
+    assert e["idle_power_w"] < e["average_power_w"] < 800
+
+
+def test_trace_agrees_with_counter(gpu_run):
+    _, report = gpu_run
+    for p in report["energy"]["repeats"]:
+        assert p["duration_s"] > 1.0 and not p["short_window"] and not p["counter_reset"]
+        assert abs(p["trace_deviation"]) < 0.05, p
+
+
+def test_exactly_one_gpu_is_measured(gpu_run):
+    import torch
+
+    results, report = gpu_run
+    devices = report["energy"]["devices"]
+    assert len(devices) == 1
+    assert devices[0]["uuid"] == "GPU-" + str(torch.cuda.get_device_properties(0).uuid)
+    assert all(len(p["device_energy_j"]) == 1 for p in report["energy"]["repeats"])
+    with (results / "power_trace.csv").open() as f:
+        assert {row["device_uuid"] for row in csv.DictReader(f)} == {devices[0]["uuid"]}
+    assert report["provenance"]["driver_version"] and report["provenance"]["devices"] == ["cuda:0"]
+
+
+def test_exact_tokens_on_gpu(gpu_run):
+    results, report = gpu_run
+    with (results / "per_prompt.csv").open() as f:
+        assert {r["completion_tokens"] for r in csv.DictReader(f)} == {"10"}
+    assert report["summary"]["total_completion_tokens"] == 600
