@@ -31,7 +31,7 @@ class ConstantPower:
             base = 0.0
         return [base + w * elapsed for w in self.watts]
 
-    def sample(self) -> list[PowerSample]:
+    def sample(self, *, with_energy: bool) -> list[PowerSample]:
         return [PowerSample(w, 1980, 40, e) for w, e in zip(self.watts, self.read_j(), strict=True)]
 
     def close(self) -> None:

@@ -52,6 +52,7 @@ def off_run(tmp_path_factory):
         "scenario.repeats=2",
         "scenario.reasoning=False",
         "scenario.reasoning_params.control=chat_template_kwarg",
+        "energy.sample_hz=100",
     )
     assert done.returncode == 0, done.stderr
     return results
@@ -92,7 +93,8 @@ def test_energy_figures_are_consistent_and_labelled(off_run):
     assert e["co2_emissions_g"] == pytest.approx(e["gpu_energy_wh"] / 1000 * 400.0)
     assert len(e["repeats"]) == 2 and e["repeat_energy_cv"] >= 0
     assert e["prefill_wh"] + e["decode_wh"] == pytest.approx(e["gpu_energy_wh"])
-    assert len(e["warmup_windows"]) == 2 and e["idle_baseline"]["duration_s"] >= 0.3
+    assert [w["name"] for w in e["warmup_windows"]] == ["warmup_pass"]
+    assert e["idle_baseline"]["duration_s"] >= 0.3
     assert (off_run / "GPU_ENERGY_WH.txt").read_text() == f"{e['gpu_energy_wh']:.2f}\n"
     summary = json.loads((off_run / "GPU_ENERGY_SUMMARY.json").read_text())
     assert summary["units"] == "Wh" and summary["total"] == e["gpu_energy_wh"]
@@ -112,7 +114,7 @@ def test_reasoning_on_uses_the_on_budget(tmp_path):
         tmp_path,
         "scenario.num_samples=4",
         "scenario.repeats=1",
-        "scenario.warmup_runs=0",
+        "scenario.warmup_pass=False",
         "scenario.reasoning=True",
         "scenario.reasoning_params.control=chat_template_kwarg",
         "scenario.generate_kwargs.max_new_tokens=24",
@@ -128,7 +130,7 @@ def test_reasoning_on_uses_the_on_budget(tmp_path):
 def test_same_seed_same_tokens_with_sampling(tmp_path):
     args = [
         "scenario.num_samples=3",
-        "scenario.warmup_runs=0",
+        "scenario.warmup_pass=False",
         "scenario.repeats=2",
         "scenario.generate_kwargs.do_sample=True",
         "scenario.generate_kwargs.max_new_tokens=16",
@@ -199,6 +201,7 @@ def config(**extra):
         "backend.model=x",
         "scenario.dataset_name=bundled",
         "scenario.num_samples=6",
+        "scenario.warmup_pass=False",
         "scenario.warmup_runs=0",
         "energy.idle_seconds=0",
     ]

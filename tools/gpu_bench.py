@@ -4,6 +4,7 @@ One call of the device tool runs this; it prints a short table and writes every 
     python3 tools/gpu_bench.py --out DIR [--only llama1.5b,llama8b] [--budget-s 540]
 Each variant runs the container benchmark in a fresh process (so a cold first pass is really
 cold): 100 bundled prompts, reasoning off (exactly 10 new tokens), batch 1, bf16, 3 repeats.
+Modes: warm (the default full warmup pass), batches2 (two warmup batches), cold (no warmup).
 """
 
 from __future__ import annotations
@@ -60,11 +61,18 @@ MODELS = {
 }
 
 
-def run(name: str, config: dict, warm: bool, workdir: Path, extra: list[str]) -> dict:
+WARMUP = {
+    "warm": [],  # the default: one full unmeasured pass
+    "batches2": ["scenario.warmup_pass=False", "scenario.warmup_runs=2"],
+    "cold": ["scenario.warmup_pass=False", "scenario.warmup_runs=0"],
+}
+
+
+def run(name: str, config: dict, mode: str, workdir: Path, extra: list[str]) -> dict:
     model = workdir / name
     model.mkdir(exist_ok=True)
     (model / "config.json").write_text(json.dumps(config))
-    results = workdir / f"{name}-{'warm' if warm else 'cold'}"
+    results = workdir / f"{name}-{mode}"
     start = time.perf_counter()
     done = subprocess.run(
         [
@@ -79,7 +87,7 @@ def run(name: str, config: dict, warm: bool, workdir: Path, extra: list[str]) ->
             "scenario.dataset_name=bundled",
             "scenario.num_samples=100",
             "scenario.repeats=3",
-            f"scenario.warmup_runs={2 if warm else 0}",
+            *WARMUP[mode],
             "energy.idle_seconds=5",
             *extra,
         ],
@@ -130,17 +138,18 @@ def main() -> None:
     parser.add_argument("extra", nargs="*")
     args = parser.parse_args()
     deadline = time.monotonic() + args.budget_s
+    args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.only.split(","):
             for mode in args.modes.split(","):
-                if rows and time.monotonic() + 1.3 * max(r["wall_s"] for r in rows) > deadline:
+                longest = max((r.get("wall_s", 0.0) for r in rows), default=0.0)
+                if rows and time.monotonic() + 1.3 * longest > deadline:
                     rows.append({"variant": f"{name}-{mode}", "error": "skipped: GPU-time budget"})
                     continue
-                rows.append(run(name, MODELS[name], mode == "warm", Path(tmp), args.extra))
-                print(json.dumps(rows[-1]), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu_bench.json").write_text(json.dumps(rows, indent=2))
+                rows.append(run(name, MODELS[name], mode, Path(tmp), args.extra))
+                # Written after every variant: a run cut short still leaves its figures.
+                (args.out / "gpu_bench.json").write_text(json.dumps(rows, indent=2))
     print(
         f"\n{'variant':18} {'Wh/1k q':>8} {'tok/J':>7} {'tok/s':>7} {'avg W':>6} {'idle W':>6} "
         f"{'CV %':>5} {'1st/rest':>8} {'trace %':>7} {'smp CPU %':>9}"

@@ -76,6 +76,7 @@ class ScenarioConfig:
     text_column_name: str
     num_samples: int
     batch_size: int
+    warmup_pass: bool
     warmup_runs: int
     repeats: int
     seed: int
@@ -240,6 +241,7 @@ def _build(name: str, tree: Mapping[str, Any]) -> BenchConfig:
             text_column_name=str(s["text_column_name"]),
             num_samples=_at_least("scenario.num_samples", s["num_samples"], 1),
             batch_size=_at_least("scenario.batch_size", s["batch_size"], 1),
+            warmup_pass=bool(s["warmup_pass"]),
             warmup_runs=_at_least("scenario.warmup_runs", s["warmup_runs"], 0),
             repeats=_at_least("scenario.repeats", s["repeats"], 1),
             seed=s["seed"],

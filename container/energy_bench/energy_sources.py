@@ -47,7 +47,7 @@ class EnergySource(Protocol):
 
     def read_j(self) -> list[float]: ...
 
-    def sample(self) -> list[PowerSample]: ...
+    def sample(self, *, with_energy: bool) -> list[PowerSample]: ...
 
     def close(self) -> None: ...
 
@@ -68,8 +68,8 @@ class NvmlSource:
     def read_j(self) -> list[float]:
         return self._nvml.energy_j()
 
-    def sample(self) -> list[PowerSample]:
-        return self._nvml.samples()
+    def sample(self, *, with_energy: bool) -> list[PowerSample]:
+        return self._nvml.samples(with_energy=with_energy)
 
     def busy_pids(self) -> list[list[int]]:
         return self._nvml.busy_pids()
@@ -135,7 +135,7 @@ class RaplSource:
             self._total[i] += delta / 1e6
         return list(self._total)
 
-    def sample(self) -> list[PowerSample]:
+    def sample(self, *, with_energy: bool) -> list[PowerSample]:
         return self._power.samples(self.read_j())
 
     def close(self) -> None:
@@ -156,7 +156,7 @@ class EstimateSource:
     def read_j(self) -> list[float]:
         return [time.process_time() * self.watts_per_core]
 
-    def sample(self) -> list[PowerSample]:
+    def sample(self, *, with_energy: bool) -> list[PowerSample]:
         return self._power.samples(self.read_j())
 
     def close(self) -> None:

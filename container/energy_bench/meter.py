@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 SHORT_WINDOW_UPDATES = 10  # a window shorter than ten counter updates is flagged
 TRACE_TOLERANCE = 0.05  # trace vs counter disagreement above 5 % is flagged
+COUNTER_SAMPLE_PERIOD_S = 1.0  # the sampler reads the (costly) energy counter this often
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class TraceRow:
     power_w: float
     sm_clock_mhz: int | None
     temperature_c: int | None
-    energy_j: float
+    energy_j: float | None
 
 
 @dataclass(frozen=True)
@@ -128,9 +129,13 @@ class EnergyMeter:
     def _sample_loop(self) -> None:
         cpu_start = time.thread_time()
         wall_start = next_tick = time.monotonic()
+        next_counter = wall_start
         while not self._stop.is_set():
+            with_energy = time.monotonic() >= next_counter
+            if with_energy:
+                next_counter += COUNTER_SAMPLE_PERIOD_S
             try:
-                samples = self.source.sample()
+                samples = self.source.sample(with_energy=with_energy)
             except Exception as exc:  # keep measuring with the counters alone
                 log.warning("power sampler stopped: %s", exc)
                 break
@@ -207,7 +212,7 @@ class EnergyMeter:
         """True if any device's sampled counter went down since ``start`` (a reset)."""
         last: dict[int, float] = {}
         for row in self.trace():
-            if row.t_s < start:
+            if row.t_s < start or row.energy_j is None:
                 continue
             if row.energy_j < last.get(row.device, float("-inf")):
                 return True

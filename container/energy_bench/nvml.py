@@ -37,7 +37,7 @@ class PowerSample:
     power_w: float
     sm_clock_mhz: int | None
     temperature_c: int | None
-    energy_j: float
+    energy_j: float | None  # None when the counter was not read on this tick
 
 
 def _pynvml() -> Any:
@@ -140,8 +140,12 @@ class Nvml:
             return _mw_to_w(_field_number(field))
         return _mw_to_w(n.nvmlDeviceGetPowerUsage(handle))
 
-    def samples(self) -> list[PowerSample]:
-        """Instantaneous power, SM clock, temperature and energy counter of each GPU."""
+    def samples(self, *, with_energy: bool) -> list[PowerSample]:
+        """Instantaneous power, SM clock, temperature (and the energy counter) of each GPU.
+
+        Reading the energy counter costs about 2.8 ms of CPU per call on an H200 (power, clock
+        and temperature a few microseconds), so the sampler asks for it only now and then.
+        """
         n = self._pynvml
         out = []
         with _nvml_errors("sampling power"):
@@ -156,7 +160,11 @@ class Nvml:
                         power_w=self._power_w(handle),
                         sm_clock_mhz=clock,
                         temperature_c=temp,
-                        energy_j=_mj_to_j(n.nvmlDeviceGetTotalEnergyConsumption(handle)),
+                        energy_j=(
+                            _mj_to_j(n.nvmlDeviceGetTotalEnergyConsumption(handle))
+                            if with_energy
+                            else None
+                        ),
                     )
                 )
         return out

@@ -118,7 +118,7 @@ def write_measurement_files(results_dir: Path, data: RunData) -> None:
                     f"{r.power_w:.3f}",
                     r.sm_clock_mhz,
                     r.temperature_c,
-                    f"{r.energy_j:.3f}",
+                    "" if r.energy_j is None else f"{r.energy_j:.3f}",
                 ]
                 for r in data.trace
             ),

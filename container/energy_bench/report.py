@@ -99,7 +99,7 @@ def build_report(
         "batch_size": cfg.scenario.batch_size,
         "max_new_tokens": cfg.scenario.max_new_tokens,
         "min_new_tokens": cfg.scenario.min_new_tokens,
-        "warmup_runs": len(data.warmups),
+        "warmup": "full pass" if cfg.scenario.warmup_pass else f"{len(data.warmups)} batches",
         "run_wall_seconds": data.wall_s,
     }
     idle_energy = idle_w * duration if idle_w is not None else None
