@@ -61,7 +61,7 @@ class _Row:
         return self._cells[index].strip()
 
     def error(self, column: str, message: str, value: str | None = None) -> ConfigError:
-        return ConfigError(self.path, message, line=self.line, column=column, value=value)
+        return ConfigError(self.path, message, line=self.line or None, column=column, value=value)
 
 
 def _decode(path: Path) -> str:
@@ -128,11 +128,12 @@ def _model_id(row: _Row) -> str:
         if _HUB_ID.match(candidate):
             return candidate
         raise row.error(MODEL, "not a model URL of the form <host>/<org>/<name>", cell)
-    if cell.startswith(_LOCAL_PREFIXES):
-        folder = Path(cell).expanduser()
-        if not folder.is_absolute():
-            folder = row.path.parent / folder
-        return str(folder.resolve())
+    local = Path(cell).expanduser()
+    if not local.is_absolute():
+        local = row.path.parent / local
+    # An existing folder wins over a Hub id of the same spelling, as in from_pretrained.
+    if cell.startswith(_LOCAL_PREFIXES) or local.is_dir():
+        return str(local.resolve())
     if _HUB_ID.match(cell):
         return cell
     raise row.error(MODEL, "not a Hub id (org/name), a Hub URL or a local folder path", cell)
@@ -236,6 +237,20 @@ def _config(row: _Row, budgets: TokenBudgets) -> ModelConfig:
         source=str(row.path),
         line=row.line,
     )
+
+
+def single_config(
+    model: str,
+    *,
+    reasoning_state: str = "Off",
+    model_class: str = "A",
+    task: str = "text_gen",
+    budgets: TokenBudgets | None = None,
+) -> ModelConfig:
+    """The config of one model given on the command line, validated like a CSV row."""
+    columns = {name: i for i, name in enumerate((MODEL, PRIORITY, CLASS, TASK, STATE))}
+    row = _Row(Path("command line"), 0, [model, "1", model_class, task, reasoning_state], columns)
+    return _config(row, budgets or TokenBudgets())
 
 
 def read_models_csv(path: str | Path, budgets: TokenBudgets | None = None) -> list[ModelConfig]:

@@ -1,0 +1,147 @@
+"""Carry out one planned run: prepare its folders, launch it (with retries), record the outcome."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_attempt, wait_exponential
+
+from orchestrator.plan import RunPlan
+from orchestrator.records import RESULT_FILES, RunRecord, save_record
+from orchestrator.runner import TRANSIENT, Cause, Runner, RunOutcome, RunSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    """How every run of a sweep is launched."""
+
+    out_dir: Path
+    image: str
+    timeout_s: float | None = None
+    retries: int = 0
+    hf_cache_dir: Path | None = None
+    retry_wait_s: float = 5.0
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def run_dir(out_dir: Path, plan: RunPlan) -> Path:
+    """The run's folder: ``<out>/individual_runs/<name>``."""
+    return out_dir / "individual_runs" / plan.name
+
+
+def _base_record(plan: RunPlan, runner: str, image: str, status: str) -> RunRecord:
+    c = plan.config
+    return RunRecord(
+        run_id=plan.run_id,
+        name=plan.name,
+        model_id=c.model_id,
+        model_class=c.model_class.value if c.model_class else "",
+        task=c.task.value,
+        reasoning_state=c.reasoning_state.value,
+        status=status,  # type: ignore[arg-type]
+        runner=runner,
+        image=image,
+        overrides=plan.overrides,
+    )
+
+
+def skipped_record(plan: RunPlan, reason: str) -> RunRecord:
+    """The record of a planned run that was not launched."""
+    return replace(_base_record(plan, "", "", "skipped"), cause="skipped", error_message=reason)
+
+
+def execute(
+    plan: RunPlan,
+    *,
+    runner: Runner,
+    options: ExecOptions,
+    gpu_uuids: tuple[str, ...] = (),
+    token: str | None = None,
+) -> RunRecord:
+    """Launch ``plan`` and return (and save) its record. Raises only on KeyboardInterrupt."""
+    folder = run_dir(options.out_dir, plan)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in RESULT_FILES:  # nothing stale from an earlier attempt may pass for this one
+        (folder / name).unlink(missing_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    log_path = options.out_dir / "logs" / f"{plan.name}_{stamp}.log"
+    spec = RunSpec(
+        run_id=plan.run_id,
+        overrides=plan.overrides,
+        results_dir=folder,
+        log_path=log_path,
+        gpu_uuids=gpu_uuids,
+        timeout_s=options.timeout_s,
+        image=options.image,
+        hf_cache_dir=options.hf_cache_dir,
+        read_only_paths=plan.read_only_paths,
+    )
+    started = now_iso()
+    record = replace(
+        _base_record(plan, runner.name, options.image, "running"),
+        gpu_uuids=gpu_uuids,
+        started_at=started,
+        log_path=os.path.relpath(log_path, options.out_dir),
+    )
+    save_record(folder, record)
+    attempts = 0
+    duration = 0.0
+
+    def attempt() -> RunOutcome:
+        nonlocal attempts, duration
+        attempts += 1
+        if attempts > 1:
+            log.warning("%s: attempt %d of %d", plan.name, attempts, options.retries + 1)
+        outcome = runner.run(spec, token=token)
+        duration += outcome.duration_s
+        return outcome
+
+    try:
+        outcome = Retrying(
+            retry=retry_if_result(lambda o: o.cause in TRANSIENT),
+            stop=stop_after_attempt(options.retries + 1),
+            wait=wait_exponential(multiplier=options.retry_wait_s, max=60),
+            reraise=True,
+        )(attempt)
+    except RetryError as exc:  # only when the last attempt was transient too
+        outcome = exc.last_attempt.result()
+    except KeyboardInterrupt:
+        save_record(
+            folder,
+            replace(
+                record,
+                status="interrupted",
+                cause=Cause.INTERRUPTED.value,
+                error_message="interrupted (Ctrl-C)",
+                finished_at=now_iso(),
+                attempts=attempts,
+                duration_s=duration,
+            ),
+        )
+        raise
+    status = (
+        "ok" if outcome.ok else "interrupted" if outcome.cause is Cause.INTERRUPTED else "failed"
+    )
+    message = "" if outcome.ok else f"{outcome.cause.value}: {outcome.message}".strip()
+    final = replace(
+        record,
+        status=status,  # type: ignore[arg-type]
+        cause=outcome.cause.value,
+        error_message=message,
+        attempts=attempts,
+        exit_code=outcome.exit_code,
+        finished_at=now_iso(),
+        duration_s=duration,
+    )
+    save_record(folder, final)
+    return final

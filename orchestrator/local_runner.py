@@ -1,0 +1,125 @@
+"""The ``local`` runner: the container benchmark as a subprocess, for hosts without Docker.
+
+Same contract as the docker runner: the same single-run command, output streamed into the log,
+a timeout that terminates then kills, the process (group) gone on every path, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from orchestrator.runner import Cause, LogPump, RunOutcome, RunSpec, classify_exit
+from orchestrator.secrets import Redactor
+
+CONTAINER_DIR = Path(__file__).resolve().parent.parent / "container"
+GRACE_S = 10.0
+
+
+class LocalRunner:
+    """Runs ``python -m energy_bench`` from ``container/`` with this interpreter."""
+
+    name = "local"
+
+    def __init__(self, python: str = sys.executable, container_dir: Path = CONTAINER_DIR) -> None:
+        self.python = python
+        self.container_dir = container_dir
+
+    def command(self, spec: RunSpec) -> list[str]:
+        """The argument vector (holds no secret)."""
+        return [
+            self.python,
+            "-m",
+            "energy_bench",
+            "--results-dir",
+            str(spec.results_dir),
+            *spec.overrides,
+        ]
+
+    def _environment(self, spec: RunSpec, token: str | None) -> dict[str, str]:
+        env = {
+            k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+        }
+        env.update(spec.env)
+        env["PYTHONPATH"] = str(self.container_dir)
+        env["PYTHONUNBUFFERED"] = "1"
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.gpu_uuids)
+        if spec.hf_cache_dir is not None:
+            env["HF_HOME"] = str(spec.hf_cache_dir)
+        if token:
+            env["HF_TOKEN"] = token
+        return env
+
+    def run(self, spec: RunSpec, *, token: str | None = None) -> RunOutcome:
+        spec.results_dir.mkdir(parents=True, exist_ok=True)
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        start = time.monotonic()
+        with spec.log_path.open("ab") as log:
+            pump = LogPump(log, Redactor(token))
+            try:
+                proc = subprocess.Popen(
+                    self.command(spec),
+                    cwd=self.container_dir,
+                    env=self._environment(spec, token),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # our own group: Ctrl-C reaches us, we stop it
+                )
+            except OSError as exc:
+                return RunOutcome(
+                    Cause.RUNNER_ERROR, None, 0.0, f"cannot start {self.python}: {exc}"
+                )
+            reader = threading.Thread(target=_copy, args=(proc, pump), daemon=True)
+            reader.start()
+            timed_out = False
+            try:
+                try:
+                    code = proc.wait(timeout=spec.timeout_s)
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+                    _stop(proc)
+                    code = proc.wait()
+            finally:
+                if proc.poll() is None:  # interrupted: never leave the benchmark behind
+                    _stop(proc)
+                reader.join(timeout=5)
+                pump.close()
+        duration = time.monotonic() - start
+        if timed_out:
+            return RunOutcome(
+                Cause.TIMEOUT, code, duration, f"timed out after {spec.timeout_s:g} s; stopped"
+            )
+        outcome = classify_exit(_exit_status(code), pump.tail())
+        return RunOutcome(outcome.cause, outcome.exit_code, duration, outcome.message)
+
+
+def _copy(proc: subprocess.Popen[bytes], pump: LogPump) -> None:
+    assert proc.stdout is not None
+    for chunk in iter(lambda: proc.stdout.read1(65536), b""):  # type: ignore[union-attr]
+        pump.feed(chunk)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process group, then SIGKILL after a grace period."""
+    for sig, wait in ((signal.SIGTERM, GRACE_S), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _exit_status(code: int) -> int:
+    """Popen's negative signal numbers as a shell would show them (SIGKILL -> 137)."""
+    return 128 - code if code < 0 else code
