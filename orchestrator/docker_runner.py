@@ -85,6 +85,14 @@ class DockerRunner:
     def __init__(self, client: Any | None = None, *, user: str | None = None) -> None:
         self.client = client or docker.from_env(timeout=60)
         self.user = user or f"{os.getuid()}:{os.getgid()}"
+        self._active: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def cancel(self) -> None:
+        with self._lock:
+            active = list(self._active.values())
+        for container in active:
+            _remove(container)
 
     def container_kwargs(self, spec: RunSpec, token: str | None) -> dict[str, Any]:
         """The arguments of ``containers.create`` for a spec (the token only in environment)."""
@@ -123,10 +131,17 @@ class DockerRunner:
 
     def run(self, spec: RunSpec, *, token: str | None = None) -> RunOutcome:
         spec.results_dir.mkdir(parents=True, exist_ok=True)
+        if self.user.split(":")[0] != str(os.getuid()):
+            spec.results_dir.chmod(0o777)  # writable by the container's other uid
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         if spec.hf_cache_dir is not None:
             spec.hf_cache_dir.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
+        missing = [str(p) for p in spec.read_only_paths if not p.exists()]
+        if missing:  # docker would create them as empty root-owned folders
+            return RunOutcome(
+                Cause.CONFIG_ERROR, None, 0.0, f"no such file or folder: {', '.join(missing)}"
+            )
         try:
             container = self._create(self.container_kwargs(spec, token))
         except ImageNotFound:
@@ -138,12 +153,16 @@ class DockerRunner:
             )
         except (APIError, requests.exceptions.RequestException) as exc:
             return RunOutcome(Cause.RUNNER_ERROR, None, time.monotonic() - start, _api_text(exc))
+        with self._lock:
+            self._active[container.id] = container
         with spec.log_path.open("ab") as log_file:
             pump = LogPump(log_file, Redactor(token))
             try:
                 return self._run_container(container, spec, pump, start)
             finally:
                 _remove(container)
+                with self._lock:
+                    self._active.pop(container.id, None)
                 pump.close()
 
     def _run_container(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,9 @@ from orchestrator.records import RESULT_FILES, RunRecord, save_record
 from orchestrator.runner import TRANSIENT, Cause, Runner, RunOutcome, RunSpec
 
 log = logging.getLogger(__name__)
+
+# Host settings that runs inherit (offline mode, a Hub mirror); never a secret.
+PASSTHROUGH_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", "HF_HUB_ETAG_TIMEOUT")
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,14 @@ def execute(
     options: ExecOptions,
     gpu_uuids: tuple[str, ...] = (),
     token: str | None = None,
+    stop: threading.Event | None = None,
 ) -> RunRecord:
-    """Launch ``plan`` and return (and save) its record. Raises only on KeyboardInterrupt."""
+    """Launch ``plan`` and return (and save) its record. Raises only on KeyboardInterrupt.
+
+    ``stop`` set (a sweep being interrupted) turns a failed launch into ``interrupted`` and
+    prevents further attempts.
+    """
+    stopping = stop or threading.Event()
     folder = run_dir(options.out_dir, plan)
     folder.mkdir(parents=True, exist_ok=True)
     for name in RESULT_FILES:  # nothing stale from an earlier attempt may pass for this one
@@ -85,6 +95,7 @@ def execute(
         image=options.image,
         hf_cache_dir=options.hf_cache_dir,
         read_only_paths=plan.read_only_paths,
+        env={k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ},
     )
     started = now_iso()
     record = replace(
@@ -108,7 +119,7 @@ def execute(
 
     try:
         outcome = Retrying(
-            retry=retry_if_result(lambda o: o.cause in TRANSIENT),
+            retry=retry_if_result(lambda o: o.cause in TRANSIENT and not stopping.is_set()),
             stop=stop_after_attempt(options.retries + 1),
             wait=wait_exponential(multiplier=options.retry_wait_s, max=60),
             reraise=True,
@@ -129,6 +140,13 @@ def execute(
             ),
         )
         raise
+    if stopping.is_set() and not outcome.ok:
+        outcome = RunOutcome(
+            Cause.INTERRUPTED,
+            outcome.exit_code,
+            outcome.duration_s,
+            "interrupted (Ctrl-C): stopped",
+        )
     status = (
         "ok" if outcome.ok else "interrupted" if outcome.cause is Cause.INTERRUPTED else "failed"
     )

@@ -29,6 +29,14 @@ class LocalRunner:
     def __init__(self, python: str = sys.executable, container_dir: Path = CONTAINER_DIR) -> None:
         self.python = python
         self.container_dir = container_dir
+        self._active: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+
+    def cancel(self) -> None:
+        with self._lock:
+            active = list(self._active)
+        for proc in active:
+            _stop(proc, grace_s=2.0)
 
     def command(self, spec: RunSpec) -> list[str]:
         """The argument vector (holds no secret)."""
@@ -76,6 +84,8 @@ class LocalRunner:
                 return RunOutcome(
                     Cause.RUNNER_ERROR, None, 0.0, f"cannot start {self.python}: {exc}"
                 )
+            with self._lock:
+                self._active.add(proc)
             reader = threading.Thread(target=_copy, args=(proc, pump), daemon=True)
             reader.start()
             timed_out = False
@@ -89,6 +99,8 @@ class LocalRunner:
             finally:
                 if proc.poll() is None:  # interrupted: never leave the benchmark behind
                     _stop(proc)
+                with self._lock:
+                    self._active.discard(proc)
                 reader.join(timeout=5)
                 pump.close()
         duration = time.monotonic() - start
@@ -106,9 +118,9 @@ def _copy(proc: subprocess.Popen[bytes], pump: LogPump) -> None:
         pump.feed(chunk)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: subprocess.Popen[bytes], grace_s: float = GRACE_S) -> None:
     """SIGTERM to the process group, then SIGKILL after a grace period."""
-    for sig, wait in ((signal.SIGTERM, GRACE_S), (signal.SIGKILL, 5.0)):
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:

@@ -208,6 +208,25 @@ def _template(row: _Row, state: ReasoningState) -> tuple[str, dict[str, Any]]:
     return cell, params
 
 
+def _row_budget(
+    row: _Row, params: Mapping[str, Any], max_tokens: int, min_tokens: int | None
+) -> tuple[int, int | None]:
+    """A row's own ``max_new_tokens`` / ``min_new_tokens`` from its Chat Template YAML."""
+    values = {"max_new_tokens": max_tokens, "min_new_tokens": min_tokens}
+    for key in values:
+        if key in params:
+            value = params[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise row.error(TEMPLATE, f"{key} must be a whole number of at least 1", str(value))
+            values[key] = value
+    if "max_new_tokens" in params and "min_new_tokens" not in params and min_tokens == max_tokens:
+        values["min_new_tokens"] = values["max_new_tokens"]  # an exact budget stays exact
+    low, high = values["min_new_tokens"], values["max_new_tokens"]
+    if low is not None and high is not None and low > high:
+        raise row.error(TEMPLATE, f"min_new_tokens {low} is above max_new_tokens {high}")
+    return int(high or max_tokens), low
+
+
 def _config(row: _Row, budgets: TokenBudgets) -> ModelConfig:
     model_id = _model_id(row)
     priority = _priority(row)
@@ -223,6 +242,8 @@ def _config(row: _Row, budgets: TokenBudgets) -> ModelConfig:
         max_tokens, min_tokens = budgets.on_max_tokens, budgets.on_min_tokens
     else:
         max_tokens = min_tokens = budgets.off_tokens
+    if max_tokens is not None:
+        max_tokens, min_tokens = _row_budget(row, params, max_tokens, min_tokens)
     return ModelConfig(
         model_id=model_id,
         priority=priority,

@@ -92,7 +92,7 @@ def collect_rows(out_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for folder in sorted((out_dir / "individual_runs").glob("*/")):
         record = load_record(folder)
-        if record is None or record.status == "running":
+        if record is None or record.status in ("running", "interrupted"):
             continue
         rows.append(_row(record, read_json(folder / REPORT_FILE)))
     return rows

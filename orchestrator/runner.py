@@ -82,6 +82,9 @@ class Runner(Protocol):
 
     def run(self, spec: RunSpec, *, token: str | None = None) -> RunOutcome: ...
 
+    def cancel(self) -> None:
+        """Stop every run this runner has in progress (from another thread)."""
+
 
 BENCH_ERROR = re.compile(r"energy_bench: error: (?P<type>\w+): (?P<message>.*)")
 EXIT_CAUSES = {

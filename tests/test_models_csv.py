@@ -217,3 +217,32 @@ def test_contradicting_template_warns_and_state_wins(tmp_path, caplog):
     (config,) = read_models_csv(write(tmp_path, body))
     assert config.reasoning.enabled is True
     assert "Reasoning State is used" in caplog.text and ":2:" in caplog.text
+
+
+def test_a_row_can_set_its_own_token_budget(tmp_path):
+    body = (
+        HEADER + "\n"
+        ',Qwen/Qwen3-0.6B,1,A,text_gen,On,"reasoning: True\nmax_new_tokens: 32"\n'
+        ",Qwen/Qwen3-0.6B,1,A,text_gen,Off,max_new_tokens: 20\n"
+        ',org/m,1,A,text_gen,Off,"max_new_tokens: 5\nmin_new_tokens: 2"\n'
+    )
+    on, off, both = read_models_csv(write(tmp_path, body))
+    assert (on.min_new_tokens, on.max_new_tokens) == (1, 32)
+    assert (off.min_new_tokens, off.max_new_tokens) == (20, 20)
+    assert (both.min_new_tokens, both.max_new_tokens) == (2, 5)
+
+
+@pytest.mark.parametrize(
+    "cell", ["max_new_tokens: 0", "max_new_tokens: lots", '"max_new_tokens: 4\nmin_new_tokens: 9"']
+)
+def test_bad_row_budgets(tmp_path, cell):
+    with pytest.raises(ConfigError, match="Chat Template") as caught:
+        read_models_csv(write(tmp_path, HEADER + f"\n,org/m,1,A,text_gen,On,{cell}\n"))
+    assert caught.value.line == 2
+
+
+def test_demo_csv_parses():
+    configs = read_models_csv(ROOT / "examples" / "demo_models.csv")
+    assert [c.reasoning_state.value for c in configs] == ["Off", "On", "Off (N/A)"]
+    assert {c.model_id for c in configs} == {str(ROOT / "examples" / "tiny-model")}
+    assert configs[1].max_new_tokens == 32
