@@ -56,6 +56,9 @@ def _row(record: RunRecord, report: dict[str, Any] | None) -> dict[str, Any]:
     }
     if record.status != "ok" or not report or report.get("status") != "ok":
         return row
+    if not isinstance(report.get("summary"), dict) or not isinstance(report.get("energy"), dict):
+        row["error_message"] = "benchmark_report.json has no summary or energy section"
+        return row
     s, e = report["summary"], report["energy"]
     ok = s["successful_prompts"]
     energy_wh = e["gpu_energy_wh"]

@@ -1,0 +1,177 @@
+"""The runner contract, on the local runner and on a real Docker engine (marker ``docker``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TINY_MODEL
+
+from orchestrator.docker_runner import LABEL_RUN_ID, DockerRunner
+from orchestrator.local_runner import LocalRunner
+from orchestrator.runner import Cause, RunSpec
+
+TOKEN = "hf_TestTokenDoNotLeak1234"
+QUICK = (
+    f"backend.model={TINY_MODEL}",
+    "backend.torch_dtype=float32",
+    "scenario.dataset_name=bundled",
+    "scenario.num_samples=4",
+    "scenario.warmup_pass=False",
+    "energy.idle_seconds=0.2",
+)
+SLOW = (*QUICK[:-1], "energy.idle_seconds=60")  # sits in its idle baseline for a minute
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def spec(tmp_path: Path, overrides=QUICK, *, timeout=None, image="", run_id="t1") -> RunSpec:
+    return RunSpec(
+        run_id=run_id,
+        overrides=tuple(overrides),
+        results_dir=tmp_path / "results",
+        log_path=tmp_path / "logs" / "run.log",
+        timeout_s=timeout,
+        image=image,
+        hf_cache_dir=tmp_path / "hf",
+        read_only_paths=(TINY_MODEL,),
+        env=OFFLINE,
+    )
+
+
+def files_text(folder: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
+def runner_and_image(request):
+    if request.param == "local":
+        return LocalRunner(), ""
+    image = request.getfixturevalue("docker_image")
+    request.getfixturevalue("no_leftover_containers")
+    return DockerRunner(user="1000:1000"), image
+
+
+def test_a_run_writes_its_results_and_hides_the_token(tmp_path, runner_and_image):
+    runner, image = runner_and_image
+    s = spec(tmp_path, image=image)
+    outcome = runner.run(s, token=TOKEN)
+    assert outcome.ok, (outcome, s.log_path.read_text()[-2000:])
+    names = {p.name for p in s.results_dir.iterdir()}
+    assert {
+        "benchmark_report.json",
+        "GPU_ENERGY_WH.txt",
+        "GPU_ENERGY_SUMMARY.json",
+        "per_prompt.csv",
+        "power_trace.csv",
+        "benchmark_results.csv",
+    } <= names
+    report = json.loads((s.results_dir / "benchmark_report.json").read_text())
+    assert report["summary"]["total_completion_tokens"] == 40
+    assert "done: 4/4 prompts" in s.log_path.read_text()
+    assert TOKEN not in s.log_path.read_text() and TOKEN not in files_text(s.results_dir)
+    if isinstance(runner, DockerRunner):
+        owners = {p.stat().st_uid for p in s.results_dir.iterdir()}
+        assert owners == {1000}  # written by the container's non-root user
+        assert report["provenance"]["image_tag"] == image
+    else:
+        assert TOKEN not in " ".join(runner.command(s))
+
+
+def test_a_bad_config_is_classified(tmp_path, runner_and_image):
+    runner, image = runner_and_image
+    outcome = runner.run(spec(tmp_path, (*QUICK, "scenario.bogus=1"), image=image))
+    assert outcome.cause is Cause.CONFIG_ERROR and outcome.exit_code == 2
+    assert "unknown config key 'scenario.bogus'" in outcome.message
+
+
+def test_a_run_past_its_timeout_is_stopped(tmp_path, runner_and_image):
+    runner, image = runner_and_image
+    start = time.monotonic()
+    outcome = runner.run(spec(tmp_path, SLOW, timeout=6, image=image))
+    assert outcome.cause is Cause.TIMEOUT, outcome
+    assert "timed out after 6 s" in outcome.message
+    assert 6 <= outcome.duration_s < 30 and time.monotonic() - start < 40
+
+
+def _kill_soon(runner, run_id: str, after_s: float) -> threading.Thread:
+    def kill() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            if isinstance(runner, DockerRunner):
+                found = runner.client.containers.list(filters={"label": f"{LABEL_RUN_ID}={run_id}"})
+                if found and time.monotonic() > deadline - 60 + after_s:
+                    found[0].kill()  # SIGKILL
+                    return
+            else:
+                active = list(runner._active)
+                if active and time.monotonic() > deadline - 60 + after_s:
+                    os.killpg(active[0].pid, signal.SIGKILL)
+                    return
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_run_killed_mid_way_is_reported_killed(tmp_path, runner_and_image):
+    runner, image = runner_and_image
+    killer = _kill_soon(runner, "victim", after_s=4)
+    outcome = runner.run(spec(tmp_path, SLOW, timeout=120, image=image, run_id="victim"))
+    killer.join(timeout=5)
+    assert outcome.cause is Cause.KILLED and outcome.exit_code == 137, outcome
+    assert "SIGKILL" in outcome.message
+
+
+@pytest.mark.docker
+def test_missing_image_says_how_to_build_it(tmp_path, docker_image, no_leftover_containers):
+    outcome = DockerRunner().run(spec(tmp_path, image="ai_energy_score:no-such-tag"))
+    assert outcome.cause is Cause.IMAGE_MISSING
+    assert "python batch_runner.py build-image" in outcome.message
+
+
+@pytest.mark.docker
+def test_token_in_environment_not_in_command(tmp_path, docker_image, no_leftover_containers):
+    runner = DockerRunner()
+    container = runner.client.containers.create(
+        **runner.container_kwargs(spec(tmp_path, image=docker_image), TOKEN)
+    )
+    try:
+        attrs = container.attrs
+        assert f"HF_TOKEN={TOKEN}" in attrs["Config"]["Env"]
+        assert TOKEN not in json.dumps(attrs["Config"]["Cmd"]) + json.dumps(attrs["Args"])
+        assert TOKEN not in json.dumps(attrs["Config"].get("Entrypoint"))
+    finally:
+        container.remove(force=True)
+
+
+@pytest.mark.docker
+def test_gpu_request_names_the_exact_uuids(tmp_path, docker_image, no_leftover_containers):
+    uuids = ("GPU-11111111-2222-3333-4444-555555555555", "GPU-66666666-7777-8888-9999-000000000000")
+    runner = DockerRunner()
+    s = RunSpec(**{**spec(tmp_path, image=docker_image).__dict__, "gpu_uuids": uuids})
+    kwargs = runner.container_kwargs(s, None)
+    container = runner.client.containers.create(**kwargs)
+    try:
+        (request,) = container.attrs["HostConfig"]["DeviceRequests"]
+        assert request["DeviceIDs"] == list(uuids)
+        assert request["Capabilities"] == [["gpu"]]
+        assert container.attrs["HostConfig"]["ShmSize"] == 2**30
+        assert container.attrs["Config"]["Labels"][LABEL_RUN_ID] == "t1"
+        assert container.attrs["Config"]["User"] == runner.user
+    finally:
+        container.remove(force=True)
+
+
+@pytest.mark.docker
+def test_a_failed_gpu_start_leaves_no_container(tmp_path, docker_image, no_leftover_containers):
+    # This machine has no GPU: the engine refuses the device request at start, after create.
+    s = RunSpec(**{**spec(tmp_path, image=docker_image).__dict__, "gpu_uuids": ("GPU-x",)})
+    outcome = DockerRunner().run(s)
+    assert outcome.cause is Cause.RUNNER_ERROR
+    assert "did not start" in outcome.message

@@ -1,0 +1,147 @@
+"""The sweep's scheduling on a fake runner: slots, failures, resume, force, class C, timing."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from orchestrator.execute import ExecOptions
+from orchestrator.models_csv import single_config
+from orchestrator.plan import PlanOptions, plan_runs
+from orchestrator.progress import LogProgress
+from orchestrator.records import RESULT_FILES
+from orchestrator.runner import Cause, RunOutcome, RunSpec
+from orchestrator.sweep import cpu_slots, gpu_slots, run_sweep
+
+
+class FakeRunner:
+    """Sleeps for each run's configured time; fails models whose name contains 'bad'."""
+
+    name = "fake"
+
+    def __init__(self, seconds=0.2, fail_cause=Cause.FAILED):
+        self.seconds, self.fail_cause = seconds, fail_cause
+        self.lock = threading.Lock()
+        self.active = self.peak = self.calls = 0
+        self.gpus_seen: list[tuple[str, ...]] = []
+
+    def run(self, spec: RunSpec, *, token=None) -> RunOutcome:
+        with self.lock:
+            self.active += 1
+            self.calls += 1
+            self.peak = max(self.peak, self.active)
+            self.gpus_seen.append(spec.gpu_uuids)
+        time.sleep(self.seconds)
+        with self.lock:
+            self.active -= 1
+        if "bad" in spec.overrides[0]:
+            return RunOutcome(self.fail_cause, 1, self.seconds, "it broke")
+        (spec.results_dir / "benchmark_report.json").write_text('{"status": "ok"}')
+        return RunOutcome(Cause.OK, 0, self.seconds)
+
+    def cancel(self):
+        pass
+
+
+def plans(names, model_class="A"):
+    configs = [single_config(f"org/{n}", model_class=model_class) for n in names]
+    return plan_runs(configs, PlanOptions(image="img"))
+
+
+def sweep(tmp_path, the_plans, runner, slots, **kw):
+    options = ExecOptions(
+        out_dir=tmp_path, image="img", retries=kw.pop("retries", 0), retry_wait_s=0
+    )
+    return run_sweep(
+        the_plans, runner=runner, options=options, slots=slots, progress=LogProgress(), **kw
+    )
+
+
+def test_concurrency_never_exceeds_slots_and_failure_is_isolated(tmp_path):
+    runner = FakeRunner()
+    result = sweep(tmp_path, plans(["m1", "m2", "bad3", "m4", "m5"]), runner, cpu_slots(2))
+    assert runner.peak == 2
+    statuses = {r.name: r.status for r in result.records}
+    assert statuses == {
+        "org_m1_Off": "ok",
+        "org_m2_Off": "ok",
+        "org_bad3_Off": "failed",
+        "org_m4_Off": "ok",
+        "org_m5_Off": "ok",
+    }
+    assert [r.name for r in result.failed] == ["org_bad3_Off"]
+    assert (tmp_path / "master_results.csv").read_text().count("\n") == 6
+
+
+def test_resume_skips_completed_and_force_reruns(tmp_path):
+    the_plans = plans(["m1", "m2", "bad3"])
+    first = FakeRunner()
+    sweep(tmp_path, the_plans, first, cpu_slots(1))
+    again = FakeRunner()
+    result = sweep(tmp_path, the_plans, again, cpu_slots(1))
+    assert again.calls == 1  # only the failed run is tried again
+    assert sorted(result.resumed) == ["org_m1_Off", "org_m2_Off"]
+    forced = FakeRunner()
+    sweep(tmp_path, the_plans, forced, cpu_slots(1), force=True)
+    assert forced.calls == 3
+
+
+def test_gpu_runs_get_exactly_the_gpus_they_need(tmp_path):
+    runner = FakeRunner(seconds=0.1)
+    the_plans = plans(["a1", "a2"]) + plans(["c1"], model_class="C")
+    sweep(tmp_path, the_plans, runner, gpu_slots(["GPU-0", "GPU-1", "GPU-2"]))
+    sizes = sorted(len(g) for g in runner.gpus_seen)
+    assert sizes == [1, 1, 2]
+    assert all(len(set(g)) == len(g) for g in runner.gpus_seen)
+
+
+def test_runs_needing_more_gpus_than_exist_are_skipped(tmp_path):
+    runner = FakeRunner(seconds=0.01)
+    result = sweep(tmp_path, plans(["c1"], model_class="C"), runner, gpu_slots(["GPU-0"]))
+    (record,) = result.records
+    assert record.status == "skipped" and "needs 2 GPUs" in record.error_message
+    assert runner.calls == 0 and not result.failed
+
+
+def test_max_parallel_caps_concurrency(tmp_path):
+    runner = FakeRunner(seconds=0.1)
+    sweep(tmp_path, plans([f"m{i}" for i in range(4)]), runner, cpu_slots(4), max_parallel=1)
+    assert runner.peak == 1
+
+
+def test_only_transient_failures_are_retried(tmp_path):
+    transient = FakeRunner(seconds=0.01, fail_cause=Cause.RUNNER_ERROR)
+    sweep(tmp_path / "t", plans(["bad"]), transient, cpu_slots(1), retries=2)
+    assert transient.calls == 3
+    oom = FakeRunner(seconds=0.01, fail_cause=Cause.OUT_OF_MEMORY)
+    result = sweep(tmp_path / "o", plans(["bad"]), oom, cpu_slots(1), retries=2)
+    assert oom.calls == 1 and result.records[0].cause == "out_of_memory"
+
+
+def test_stale_results_are_removed_before_a_rerun(tmp_path):
+    the_plans = plans(["bad"])
+    folder = tmp_path / "individual_runs" / "org_bad_Off"
+    folder.mkdir(parents=True)
+    for name in RESULT_FILES:
+        (folder / name).write_text("old")
+    sweep(tmp_path, the_plans, FakeRunner(seconds=0.01), cpu_slots(1))
+    assert not any((folder / name).exists() for name in RESULT_FILES)
+
+
+@pytest.mark.parametrize("slots", [2, 4])
+def test_makespan_close_to_ideal(tmp_path, slots):
+    durations = [0.3, 0.5, 0.2, 0.4, 0.3, 0.6, 0.2, 0.5]
+
+    class Timed(FakeRunner):
+        def run(self, spec, *, token=None):
+            self.seconds = durations[int(spec.overrides[0].split("m")[-1])]
+            return super().run(spec, token=token)
+
+    the_plans = plans([f"m{i}" for i in range(len(durations))])
+    start = time.monotonic()
+    sweep(tmp_path, the_plans, Timed(), cpu_slots(slots))
+    makespan = time.monotonic() - start
+    ideal = max(sum(durations) / slots, max(durations))
+    assert makespan < ideal * 1.5 + 0.5, (makespan, ideal)
