@@ -175,3 +175,41 @@ def test_a_failed_gpu_start_leaves_no_container(tmp_path, docker_image, no_lefto
     outcome = DockerRunner().run(s)
     assert outcome.cause is Cause.RUNNER_ERROR
     assert "did not start" in outcome.message
+
+
+def test_seed_run_docker_script_maps_to_a_single_run(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [
+            "bash",
+            str(ROOT / "container" / "run_docker.sh"),
+            "-n",
+            "3",
+            "--config-name",
+            "text_generation",
+            f"backend.model={TINY_MODEL}",
+            "--runner",
+            "local",
+            "--output-dir",
+            str(out),
+            "backend.torch_dtype=float32",
+            "scenario.dataset_name=bundled",
+            "scenario.warmup_pass=False",
+            "energy.idle_seconds=0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHON": sys.executable, **OFFLINE},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(
+        (out / "individual_runs" / "tiny-model_Off" / "benchmark_report.json").read_text()
+    )
+    assert report["summary"]["total_prompts"] == 3
+    assert (out / "master_results.csv").is_file()

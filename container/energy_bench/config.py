@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 
@@ -21,15 +21,6 @@ from energy_bench.errors import BenchConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 FREE_FORM = ("scenario.generate_kwargs",)
-CONTROLS = (
-    "harmony",
-    "chat_template_kwarg",
-    "think_prefix",
-    "system_prompt",
-    "prompt_prefix",
-    "model_default",
-    "none",
-)
 DTYPES = ("bfloat16", "float16", "float32", "auto")
 DEVICES = ("auto", "cuda", "cpu")
 EFFORTS = ("high", "medium", "low")
@@ -43,6 +34,7 @@ Control = Literal[
     "model_default",
     "none",
 ]
+CONTROLS: tuple[str, ...] = get_args(Control)
 
 
 @dataclass(frozen=True)
