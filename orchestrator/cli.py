@@ -150,7 +150,9 @@ def _cmd_run(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0 only when every run succeeded)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"run": _cmd_run, "build-image": _cmd_build}
+    from orchestrator.reporting import report_cli
+
+    commands = {"run": _cmd_run, "build-image": _cmd_build, "report": report_cli}
     try:
         if argv and argv[0] in commands:
             return commands[argv[0]](argv[1:])

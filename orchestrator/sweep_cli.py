@@ -47,6 +47,11 @@ def _parser(common: Callable[[argparse.ArgumentParser], None]) -> argparse.Argum
     parser.add_argument("--reasoning-state", help="substring: On, Off, High, ...")
     parser.add_argument("--task", help="text_gen or image_gen")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    parser.add_argument(
+        "--no-report",
+        action="store_true",
+        help="skip the leaderboard, labels and archive at the end",
+    )
     parser.add_argument("--force", action="store_true", help="rerun runs that already completed")
     parser.add_argument(
         "--retries", type=int, default=1, help="extra attempts for transient failures (1)"
@@ -249,4 +254,12 @@ def run_sweep_cli(argv: Sequence[str], common: Callable[[argparse.ArgumentParser
             max_parallel=args.max_parallel,
         )
     print_summary(console, result, args.output_dir)
+    if not args.no_report:
+        from orchestrator.reporting import make_report
+
+        try:
+            files = make_report(args.output_dir)
+            console.print(f"report: {files.leaderboard_html}")
+        except Exception as exc:  # a report problem never hides the sweep's own result
+            log.warning("report not made: %s", exc, exc_info=args.verbose)
     return 1 if result.failed else 0

@@ -1,0 +1,121 @@
+"""Star ratings on hand-computed fixtures."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.ratings import rate, stars_for
+
+
+def row(name, wh, *, cls="A", gpu="NVIDIA H100 80GB HBM3", status="ok", source="nvml", **extra):
+    return {
+        "run_name": name,
+        "task": "text_gen",
+        "model_class": cls,
+        "gpu_name": gpu,
+        "status": status,
+        "energy_source": source,
+        "wh_per_1000_queries": wh,
+        **extra,
+    }
+
+
+def stars(rated):
+    return {r.row["run_name"]: r.stars for r in rated}
+
+
+def test_five_equal_bands_lowest_gets_five():
+    # range 10..60, width 10: bands (10,20] ... (50,60]; 10 and 20 are in the best band
+    rated = rate(
+        [
+            row(n, wh)
+            for n, wh in [
+                ("a", 10),
+                ("b", 20),
+                ("c", 20.5),
+                ("d", 35),
+                ("e", 50),
+                ("f", 50.01),
+                ("g", 60),
+            ]
+        ]
+    )
+    assert stars(rated) == {"a": 5, "b": 5, "c": 4, "d": 3, "e": 2, "f": 1, "g": 1}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(0.0, 5), (1.0, 5), (1.000001, 4), (2.0, 4), (3.0, 3), (4.0, 2), (4.5, 1), (5.0, 1)],
+)
+def test_band_edges_go_to_the_better_band(value, expected):
+    assert stars_for(value, 0.0, 5.0) == expected
+
+
+def test_float_noise_on_an_edge_still_goes_to_the_better_band():
+    low, high = 0.1, 0.6
+    edge = low + (high - low) / 5 * 2  # 0.30000000000000004
+    assert stars_for(edge, low, high) == 4
+
+
+def test_one_model_alone_gets_five_and_says_so():
+    (only,) = rate([row("a", 12.3)])
+    assert only.stars == 5 and "only rated run" in only.reason
+
+
+def test_classes_and_gpu_models_are_rated_apart():
+    rated = rate(
+        [
+            row("a1", 10),
+            row("a2", 20),
+            row("b1", 100, cls="B"),
+            row("b2", 200, cls="B"),
+            row("h1", 1000, gpu="NVIDIA H200"),
+            row("h2", 15, gpu="NVIDIA H200"),
+        ]
+    )
+    assert stars(rated) == {"a1": 5, "a2": 1, "b1": 5, "b2": 1, "h1": 1, "h2": 5}
+    assert len({r.group for r in rated}) == 3
+
+
+def test_failed_suspect_and_zero_rows_are_not_rated():
+    rated = rate(
+        [
+            row("good", 10),
+            row("good2", 30),
+            row("failed", None, status="failed", error_message="out_of_memory: CUDA OOM"),
+            row("zero", 0.0),
+            row("short", 5.0, short_window="True"),
+            row("reset", 5.0, counter_reset=True),
+            row("mismatch", 5.0, trace_mismatch="True"),
+        ]
+    )
+    by = {r.row["run_name"]: r for r in rated}
+    assert by["good"].stars == 5 and by["good2"].stars == 1
+    assert by["failed"].stars is None and "out_of_memory" in by["failed"].reason
+    assert by["zero"].stars is None and "zero energy" in by["zero"].reason
+    assert "shorter than ten" in by["short"].reason
+    assert "counter reset" in by["reset"].reason
+    assert "disagree" in by["mismatch"].reason
+
+
+def test_estimates_are_rated_only_among_themselves():
+    rated = rate(
+        [
+            row("m1", 10),
+            row("m2", 20),
+            row("e1", 0.1, source="estimate"),
+            row("e2", 0.3, source="estimate"),
+        ]
+    )
+    assert stars(rated) == {"m1": 5, "m2": 1, "e1": 5, "e2": 1}
+    assert "estimated energy" in next(r.group for r in rated if r.row["run_name"] == "e1")
+
+
+def test_image_tasks_are_not_split_by_class():
+    rated = rate(
+        [
+            {**row("i1", 5), "task": "image_gen", "model_class": ""},
+            {**row("i2", 10), "task": "image_gen", "model_class": ""},
+        ]
+    )
+    assert {r.group for r in rated} == {"image_gen / NVIDIA H100 80GB HBM3"}

@@ -1,0 +1,258 @@
+"""Reports: leaderboard CSV and HTML (rendered in headless Chromium), labels, the archive."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import xml.etree.ElementTree as ET
+import zipfile
+
+import pytest
+
+from orchestrator.records import RunRecord, save_record
+from orchestrator.reporting import make_report
+
+TOKEN = "hf_ReportTokenMustNotLeak99"
+REQUIRE_BROWSER = os.environ.get("AI_ENERGY_SCORE_REQUIRE_BROWSER") == "1"
+
+
+def add_run(
+    out,
+    name,
+    *,
+    cls="A",
+    gpu="NVIDIA H200",
+    wh=1.0,
+    status="ok",
+    source="nvml",
+    short=False,
+    repeats=3,
+    cv=0.02,
+):
+    folder = out / "individual_runs" / name
+    log = out / "logs" / f"{name}_20261129-000000.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(f"loading model\nusing token {TOKEN} by mistake\ndone\n")
+    save_record(
+        folder,
+        RunRecord(
+            run_id=f"id-{name}",
+            name=name,
+            model_id=f"org/{name}",
+            model_class=cls,
+            task="text_gen",
+            reasoning_state="Off",
+            status=status,
+            duration_s=30.0,
+            finished_at="2026-11-29T10:00:00+00:00",
+            error_message="" if status == "ok" else "out_of_memory: CUDA out of memory",
+            log_path=str(log.relative_to(out)),
+        ),
+    )
+    if status != "ok":
+        return
+    energy_wh = wh / 1000 * 100  # 100 successful prompts
+    report = {
+        "status": "ok",
+        "summary": {
+            "total_prompts": 100,
+            "successful_prompts": 100,
+            "failed_prompts": 0,
+            "total_duration_seconds": 20.0,
+            "avg_total_time": 0.2,
+            "avg_time_to_first_token": 0.02,
+            "total_tokens": 3000,
+            "total_prompt_tokens": 2000,
+            "total_completion_tokens": 1000,
+            "throughput_tokens_per_second": 50.0 + wh,
+            "repeats": repeats,
+            "batch_size": 1,
+            "warmup": "full pass",
+        },
+        "energy": {
+            "gpu_energy_wh": energy_wh,
+            "co2_emissions_g": 0.1,
+            "energy_source": source,
+            "energy_above_idle_wh": energy_wh * 0.4,
+            "idle_power_w": 120.0,
+            "average_power_w": 200.0,
+            "repeat_energy_cv": cv,
+            "flags": {"short_window": short, "counter_reset": False, "trace_mismatch": False},
+        },
+        "provenance": {"device_names": [gpu], "config_hash": "h"},
+        "reasoning_control": "none",
+        "reasoning": {"requested_control": "none"},
+    }
+    (folder / "benchmark_report.json").write_text(json.dumps(report))
+    (folder / "GPU_ENERGY_WH.txt").write_text(f"{energy_wh:.2f}\n")
+    (folder / "GPU_ENERGY_SUMMARY.json").write_text(json.dumps({"units": "Wh", "total": energy_wh}))
+    trace = "t_s,device,device_uuid,window,power_w,sm_clock_mhz,temperature_c,energy_j\n"
+    trace += "".join(
+        f"{t / 10:.1f},0,GPU-x,repeat_0,{150 + 30 * (t % 7)},1980,40,\n" for t in range(60)
+    )
+    (folder / "power_trace.csv").write_text(trace)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    add_run(out, "a_small", wh=10)
+    add_run(out, "a_mid", wh=35)
+    add_run(out, "a_big", wh=60)
+    add_run(out, "b_one", cls="B", wh=200)
+    add_run(out, "h100_run", gpu="NVIDIA H100 80GB HBM3", wh=5)
+    add_run(out, "failed_run", status="failed")
+    add_run(out, "short_run", wh=1, short=True)
+    add_run(out, "cpu_est", gpu="cpu", source="estimate", wh=0.2, repeats=1)
+    os.environ["HF_TOKEN"] = TOKEN
+    try:
+        files = make_report(out)
+    finally:
+        del os.environ["HF_TOKEN"]
+    return out, files
+
+
+def test_leaderboard_csv_stars_and_reasons(report):
+    _, files = report
+    with files.leaderboard_csv.open(newline="") as f:
+        rows = {r["run_name"]: r for r in csv.DictReader(f)}
+    stars = {name: rows[name]["stars"] for name in rows}
+    assert stars == {
+        "a_small": "5",
+        "a_mid": "3",
+        "a_big": "1",
+        "b_one": "5",
+        "h100_run": "5",
+        "cpu_est": "5",
+        "failed_run": "",
+        "short_run": "",
+    }
+    assert "only rated run" in rows["b_one"]["note"]
+    assert "out_of_memory" in rows["failed_run"]["note"]
+    assert "shorter than ten" in rows["short_run"]["note"]
+    assert "estimated energy" in rows["cpu_est"]["note"]
+    assert rows["h100_run"]["group"] != rows["a_small"]["group"]  # other GPU, rated apart
+
+
+def test_labels_are_images_of_the_right_size(report):
+    from PIL import Image
+
+    _, files = report
+    pngs = sorted(p.name for p in files.labels if p.suffix == ".png")
+    assert pngs == sorted(
+        f"{n}.png" for n in ("a_small", "a_mid", "a_big", "b_one", "h100_run", "cpu_est")
+    )
+    for path in files.labels:
+        if path.suffix == ".png":
+            with Image.open(path) as image:
+                image.load()
+                assert image.size == (600, 750)
+                assert len(image.getcolors(maxcolors=100000) or []) > 10  # not blank
+        else:
+            root = ET.parse(path).getroot()
+            assert root.tag.endswith("svg")
+            assert "Wh" in path.read_text() or "glyph" in path.read_text()
+
+
+def test_archive_manifest_matches_and_holds_no_token(report):
+    _, files = report
+    with zipfile.ZipFile(files.archive) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        names = set(zf.namelist()) - {"manifest.json"}
+        assert names == set(manifest["files"])
+        for name in names:
+            data = zf.read(name)
+            assert hashlib.sha256(data).hexdigest() == manifest["files"][name]
+            assert TOKEN.encode() not in data
+        assert "a_small/benchmark_report.json" in names and "a_small/GPU_ENERGY_WH.txt" in names
+        assert any(n.startswith("a_small/logs/") for n in names)
+        assert not any(n.startswith("failed_run/") for n in names)
+        assert {r["run_name"] for r in manifest["runs"]} == {
+            "a_small",
+            "a_mid",
+            "a_big",
+            "b_one",
+            "h100_run",
+            "short_run",
+            "cpu_est",
+        }
+
+
+def test_html_is_self_contained(report):
+    _, files = report
+    page = files.leaderboard_html.read_text()
+    assert not re.search(r"""(src|href)=["']https?:""", page)
+    assert page.count("<figure") == 4 and page.count("<svg") >= 4
+
+
+BOXES = """<script>
+for (const el of document.querySelectorAll('table, figure')) {
+  const r = el.getBoundingClientRect();
+  el.setAttribute('data-box', [r.left, r.top, r.width, r.height].map(Math.round).join(','));
+}
+</script></body>"""
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return name
+    if REQUIRE_BROWSER:
+        pytest.fail("headless Chromium is required here (Debian package chromium)")
+    pytest.skip("no Chromium (Debian package chromium)")
+
+
+def _browser(binary: str, *args: str) -> subprocess.CompletedProcess[str]:
+    profile = tempfile.mkdtemp()
+    try:
+        return subprocess.run(
+            [
+                binary,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--window-size=1400,3000",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_html_renders_table_and_every_plot(report, tmp_path):
+    from PIL import Image
+
+    binary = _chromium()
+    _, files = report
+    page = tmp_path / "boxed.html"
+    page.write_text(files.leaderboard_html.read_text().replace("</body>", BOXES))
+    dom = _browser(binary, "--dump-dom", page.as_uri()).stdout
+    assert dom.count("<tr") == 9  # header + 8 runs
+    boxes = re.findall(r'<(table|figure)[^>]*data-box="([\d,.-]+)"', dom)
+    assert [kind for kind, _ in boxes] == ["table"] + ["figure"] * 4
+    shot = tmp_path / "shot.png"
+    _browser(binary, f"--screenshot={shot}", page.as_uri())
+    with Image.open(shot) as image:
+        image = image.convert("RGB")
+        for kind, box in boxes:
+            left, top, width, height = (int(v) for v in box.split(","))
+            assert width > 200 and height > 100, (kind, box)
+            assert top + height <= image.height, f"{kind} below the screenshot"
+            region = image.crop((left, top, left + width, top + height))
+            colours = region.getcolors(maxcolors=1_000_000) or []
+            assert len(colours) > 20, f"{kind} at {box} looks blank"
