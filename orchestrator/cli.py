@@ -147,12 +147,16 @@ def _cmd_run(argv: Sequence[str]) -> int:
     return run_single(args)
 
 
+def _cmd_report(argv: Sequence[str]) -> int:
+    from orchestrator.reporting import report_cli  # matplotlib loads only when reporting
+
+    return report_cli(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0 only when every run succeeded)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    from orchestrator.reporting import report_cli
-
-    commands = {"run": _cmd_run, "build-image": _cmd_build, "report": report_cli}
+    commands = {"run": _cmd_run, "build-image": _cmd_build, "report": _cmd_report}
     try:
         if argv and argv[0] in commands:
             return commands[argv[0]](argv[1:])

@@ -256,3 +256,35 @@ def test_html_renders_table_and_every_plot(report, tmp_path):
             region = image.crop((left, top, left + width, top + height))
             colours = region.getcolors(maxcolors=1_000_000) or []
             assert len(colours) > 20, f"{kind} at {box} looks blank"
+
+
+def test_report_command(report, tmp_path):
+    import sys
+
+    from conftest import ROOT
+
+    out, _ = report
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "batch_runner.py"),
+            "report",
+            "--output-dir",
+            str(out),
+            "--out",
+            str(tmp_path / "rep"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"leaderboard: {tmp_path / 'rep' / 'leaderboard.html'}" in done.stdout
+    assert (tmp_path / "rep" / "submission.zip").is_file()
+    empty = subprocess.run(
+        [sys.executable, str(ROOT / "batch_runner.py"), "report", "--output-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert empty.returncode == 2 and "no runs to report" in empty.stderr
