@@ -175,8 +175,10 @@ class EnergyMeter:
         self._label = next(reversed(self._open), "idle") if self._open else "idle"
         deltas = [b - a for a, b in zip(opened.counters, counters, strict=True)]
         duration = end - opened.start
-        trace_j, n = self._trace_energy(opened.start - self._t0, end - self._t0)
-        reset = any(d < 0 for d in deltas) or self._counter_fell(opened.start - self._t0)
+        rows = self.trace()  # one snapshot serves both checks
+        start_s, end_s = opened.start - self._t0, end - self._t0
+        trace_j, n = _trace_energy(rows, start_s, end_s)
+        reset = any(d < 0 for d in deltas) or _counter_fell(rows, start_s)
         if reset:
             log.warning("energy counter reset during window %r", name)
             deltas = [max(d, 0.0) for d in deltas]
@@ -186,7 +188,7 @@ class EnergyMeter:
         deviation = (trace_j - energy) / energy if trace_j is not None and energy > 0 else None
         return Measurement(
             name=name,
-            start_s=opened.start - self._t0,
+            start_s=start_s,
             duration_s=duration,
             energy_j=energy,
             device_energy_j=tuple(deltas),
@@ -208,35 +210,6 @@ class EnergyMeter:
         finally:
             result.measurement = self.end_window(name)
 
-    def _counter_fell(self, start: float) -> bool:
-        """True if any device's sampled counter went down since ``start`` (a reset)."""
-        last: dict[int, float] = {}
-        for row in self.trace():
-            if row.t_s < start or row.energy_j is None:
-                continue
-            if row.energy_j < last.get(row.device, float("-inf")):
-                return True
-            last[row.device] = row.energy_j
-        return False
-
-    def _trace_energy(self, start: float, end: float) -> tuple[float | None, int]:
-        """Trapezoid integral of the sampled power over [start, end], summed over devices."""
-        rows = self.trace()
-        total, count = 0.0, 0
-        for device in {r.device for r in rows}:
-            points = [(r.t_s, r.power_w) for r in rows if r.device == device]
-            inside = [p for p in points if start <= p[0] <= end]
-            if len(inside) < 2:
-                return None, 0
-            before = [p for p in points if p[0] < start][-1:]
-            after = [p for p in points if p[0] > end][:1]
-            series = _clip(before + inside + after, start, end)
-            total += sum(
-                (t2 - t1) * (p1 + p2) / 2 for (t1, p1), (t2, p2) in itertools.pairwise(series)
-            )
-            count += len(inside)
-        return (total, count) if count else (None, 0)
-
     def measure_idle(self, seconds: float) -> Measurement | None:
         """The idle baseline: a window of ``seconds`` with nothing running (None if 0)."""
         if seconds <= 0:
@@ -250,6 +223,34 @@ class EnergyMeter:
         self._stop.set()
         self._thread.join(timeout=5)
         self.source.close()
+
+
+def _counter_fell(rows: list[TraceRow], start: float) -> bool:
+    """True if any device's sampled counter went down since ``start`` (a reset)."""
+    last: dict[int, float] = {}
+    for row in rows:
+        if row.t_s < start or row.energy_j is None:
+            continue
+        if row.energy_j < last.get(row.device, float("-inf")):
+            return True
+        last[row.device] = row.energy_j
+    return False
+
+
+def _trace_energy(rows: list[TraceRow], start: float, end: float) -> tuple[float | None, int]:
+    """Trapezoid integral of the sampled power over [start, end], summed over devices."""
+    total, count = 0.0, 0
+    for device in {r.device for r in rows}:
+        points = [(r.t_s, r.power_w) for r in rows if r.device == device]
+        inside = [p for p in points if start <= p[0] <= end]
+        if len(inside) < 2:
+            return None, 0
+        before = [p for p in points if p[0] < start][-1:]
+        after = [p for p in points if p[0] > end][:1]
+        series = _clip(before + inside + after, start, end)
+        total += sum((t2 - t1) * (p1 + p2) / 2 for (t1, p1), (t2, p2) in itertools.pairwise(series))
+        count += len(inside)
+    return (total, count) if count else (None, 0)
 
 
 def _clip(points: list[tuple[float, float]], start: float, end: float) -> list[tuple[float, float]]:
