@@ -12,7 +12,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import docker
@@ -168,7 +167,9 @@ class DockerRunner:
     def _run_container(
         self, container: Any, spec: RunSpec, pump: LogPump, start: float
     ) -> RunOutcome:
-        elapsed: Callable[[], float] = lambda: time.monotonic() - start  # noqa: E731
+        def elapsed() -> float:
+            return time.monotonic() - start
+
         try:
             self._start(container)
         except (APIError, requests.exceptions.RequestException) as exc:

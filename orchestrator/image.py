@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import tarfile
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import IO
 
 import docker
 from docker.errors import APIError, BuildError
 
 from orchestrator import DEFAULT_IMAGE
 from orchestrator.errors import RunnerError
-
-log = logging.getLogger(__name__)
 
 CONTAINER_DIR = Path(__file__).resolve().parent.parent / "container"
 SKIP = ("__pycache__", ".pytest_cache")
@@ -24,9 +22,7 @@ class ImageBuildError(RunnerError):
     """The image did not build; carries the last lines of the build log."""
 
 
-def _context(
-    extra_ca: Sequence[Path], wheels: Sequence[Path], into: tempfile.SpooledTemporaryFile
-) -> None:  # type: ignore[type-arg]
+def _context(extra_ca: Sequence[Path], wheels: Sequence[Path], into: IO[bytes]) -> None:
     with tarfile.open(fileobj=into, mode="w") as tar:
 
         def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:

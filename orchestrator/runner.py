@@ -44,9 +44,9 @@ TRANSIENT = frozenset({Cause.RUNNER_ERROR, Cause.KILLED})
 class RunSpec:
     """Everything a runner needs to launch one benchmark run.
 
-    ``overrides`` are the benchmark's ``key=value`` arguments with host paths; ``mounts`` maps host
-    paths that the run reads (a local model folder, a prompts file) to nothing in particular: the
-    docker runner mounts them read-only at the same path.
+    ``overrides`` are the benchmark's ``key=value`` arguments, with host paths.
+    ``read_only_paths`` are host files or folders the run reads (a local model, a prompts file);
+    the docker runner mounts them read-only at the same path.
     """
 
     run_id: str
