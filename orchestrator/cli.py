@@ -121,6 +121,10 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
     """Log to stderr: debug with --verbose, warnings only with --quiet."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(message)s", stream=sys.stderr)
+    # The level sits on the console handler too: a debug log file may lower the root's later.
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # font-search chatter
 
 
 def _cmd_build(argv: Sequence[str]) -> int:

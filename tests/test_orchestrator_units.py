@@ -233,3 +233,28 @@ def test_second_lock_on_a_folder_is_refused(tmp_path):
         pass
     with output_lock(tmp_path):  # released after use
         pass
+
+
+def test_console_keeps_its_level_when_a_debug_file_is_added(tmp_path, capsys):
+    import logging
+
+    from orchestrator.cli import setup_logging
+    from orchestrator.sweep_cli import _debug_log
+
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    root.handlers = []
+    try:
+        setup_logging(verbose=False, quiet=False)
+        _debug_log(tmp_path)
+        logging.getLogger("some.library").debug("chatter-at-debug")
+        logging.getLogger("orchestrator").info("progress-at-info")
+        err = capsys.readouterr().err
+        assert "progress-at-info" in err and "chatter-at-debug" not in err
+        (log_file,) = (tmp_path / "logs").glob("sweep_*.log")
+        assert "chatter-at-debug" in log_file.read_text()
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.setLevel(saved[0])
+        root.handlers = saved[1]
