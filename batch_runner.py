@@ -7,7 +7,7 @@ python batch_runner.py build-image --help
 
 import sys
 
-from orchestrator.cli import main
+from orchestrator.commands.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,8 +14,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from orchestrator.filters import filter_configs
-from orchestrator.model_config import (
+from orchestrator.models.config import (
     ModelClass,
     ModelConfig,
     ReasoningDirective,
@@ -23,7 +22,8 @@ from orchestrator.model_config import (
     Task,
     TokenBudgets,
 )
-from orchestrator.models_csv import read_models_csv
+from orchestrator.models.csv_reader import read_models_csv
+from orchestrator.models.filters import filter_configs
 
 __all__ = [
     "ModelClass",
@@ -55,7 +55,7 @@ class ModelConfigParser:
         reasoning_state: str | None = None,
         task: str | None = None,
     ) -> list[ModelConfig]:
-        """The configs passing every given filter; see ``orchestrator.filters``."""
+        """The configs passing every given filter; see ``orchestrator.models.filters``."""
         return filter_configs(
             configs,
             model_name=model_name,
@@ -66,6 +66,6 @@ class ModelConfigParser:
 
 
 if __name__ == "__main__":
-    from orchestrator.listing import main
+    from orchestrator.commands.list_models import main
 
     sys.exit(main())

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One benchmark run, as the AI Energy Score seed's run_docker.sh took it:
+# One benchmark run, as the run_docker.sh of the AI Energy Score scripts took it:
 #   ./run_docker.sh -n 100 --config-name text_generation backend.model=openai/gpt-oss-20b [key=value ...]
 # It calls `python batch_runner.py run`, which writes ./batch_results/individual_runs/<model>_<state>/.
 set -euo pipefail

@@ -41,3 +41,9 @@ class ConfigError(RunnerError):
         if value is not None:
             what = f"{what} (got {value!r})"
         super().__init__(f"{where}: {what}")
+
+
+# Exit statuses of the command lines.
+EXIT_FAILED_RUNS = 1  # the sweep ran, and at least one run failed
+EXIT_BAD_INPUT = 2  # nothing ran: a bad CSV, option or folder
+EXIT_INTERRUPTED = 130  # Ctrl-C

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -9,9 +8,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CONTAINER = ROOT / "container"
 TINY_MODEL = ROOT / "examples" / "tiny-model"
-for path in (ROOT, CONTAINER):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
 
 
 def _has_nvidia_gpu() -> bool:
@@ -25,7 +21,7 @@ def _has_nvidia_gpu() -> bool:
 
 def pytest_collection_modifyitems(config, items):
     if any("gpu" in item.keywords for item in items) and not _has_nvidia_gpu():
-        skip = pytest.mark.skip(reason="needs an NVIDIA GPU (run through the device tool)")
+        skip = pytest.mark.skip(reason="needs an NVIDIA GPU with CUDA (none is visible here)")
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip)
@@ -68,7 +64,7 @@ def docker_image() -> str:
 def no_leftover_containers(docker_image):
     import docker
 
-    from orchestrator.docker_runner import LABEL_MANAGED
+    from orchestrator.execution.runners.docker import LABEL_MANAGED
 
     client = docker.from_env()
     yield client

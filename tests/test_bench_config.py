@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import CONTAINER
+
 from energy_bench.config import apply_overrides, load_config
 from energy_bench.errors import BenchConfigError
 
@@ -114,7 +114,6 @@ def test_cli_bad_key_exits_2_listing_valid_keys(tmp_path):
             "backend.model=x",
             "scenario.bogus=1",
         ],
-        cwd=CONTAINER,
         capture_output=True,
         text=True,
         timeout=120,

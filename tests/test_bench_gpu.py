@@ -1,4 +1,4 @@
-"""Real NVML measurements on an NVIDIA GPU (run through the device tool; skipped elsewhere)."""
+"""Real NVML measurements on an NVIDIA GPU (an H200 here; skipped where there is none)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import CONTAINER, TINY_MODEL
+from conftest import TINY_MODEL
 
 pytestmark = pytest.mark.gpu
 
@@ -48,7 +48,6 @@ def gpu_run(tmp_path_factory):
             "scenario.repeats=2",
             "energy.idle_seconds=3",
         ],
-        cwd=CONTAINER,
         capture_output=True,
         text=True,
         timeout=600,

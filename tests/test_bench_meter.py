@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from energy_bench.energy_sources import DeviceInfo, EstimateSource, open_source
-from energy_bench.meter import EnergyMeter, spread
-from energy_bench.nvml import PowerSample
+
+from energy_bench.energy.meter import EnergyMeter, spread
+from energy_bench.energy.nvml import PowerSample
+from energy_bench.energy.sources import DeviceInfo, EstimateSource, open_source
 
 
 class ConstantPower:

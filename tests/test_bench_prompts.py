@@ -6,9 +6,10 @@ import json
 import logging
 
 import pytest
+
 from energy_bench.config import load_config
 from energy_bench.errors import BenchConfigError
-from energy_bench.prompts import BUNDLED, load_prompts
+from energy_bench.workload.prompts import BUNDLED, load_prompts
 
 
 def scenario(**overrides):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 from conftest import TINY_MODEL
+
 from energy_bench.config import ReasoningConfig
-from energy_bench.rendering import plan, render
+from energy_bench.workload.rendering import plan, render
 
 
 @pytest.fixture(scope="module")

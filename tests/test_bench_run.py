@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 from conftest import CONTAINER, TINY_MODEL
-from energy_bench.backend import Batch, Generation
+
+from energy_bench.backends.pytorch import Batch, Generation
 from energy_bench.benchmark import run_benchmark
 from energy_bench.config import load_config
-from energy_bench.energy_sources import EstimateSource
+from energy_bench.energy.sources import EstimateSource
 from energy_bench.errors import BenchmarkAborted
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
@@ -29,7 +30,6 @@ BASE = [
 def bench(results: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "energy_bench", "--results-dir", str(results), *BASE, *overrides],
-        cwd=CONTAINER,
         capture_output=True,
         text=True,
         timeout=300,
@@ -156,16 +156,15 @@ def test_missing_model_fails_with_a_report(tmp_path):
             f"backend.model={tmp_path / 'nope'}",
             "scenario.dataset_name=bundled",
         ],
-        cwd=CONTAINER,
         capture_output=True,
         text=True,
         timeout=300,
         env=OFFLINE,
     )
-    assert done.returncode == 3
-    assert done.stderr.strip().splitlines()[-1].startswith("energy_bench: error: ModelLoadError")
+    assert done.returncode == 8  # model not found, apart from gated (7) and unloadable (3)
+    assert done.stderr.strip().splitlines()[-1].startswith("energy_bench: error: ModelNotFound")
     report = json.loads((results / "benchmark_report.json").read_text())
-    assert report["status"] == "failed" and report["error"]["exit_code"] == 3
+    assert report["status"] == "failed" and report["error"]["exit_code"] == 8
 
 
 class FlakyBackend:

@@ -9,8 +9,8 @@ import pytest
 
 from model_config_parser import ModelConfigParser
 from orchestrator.errors import ConfigError
-from orchestrator.model_config import ModelClass, ReasoningState, Task, TokenBudgets
-from orchestrator.models_csv import read_models_csv
+from orchestrator.models.config import ModelClass, ReasoningState, Task, TokenBudgets
+from orchestrator.models.csv_reader import read_models_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = ",Models to Add,Priority (1=hi),Class,Task,Reasoning State,Chat Template"

@@ -4,56 +4,48 @@ from __future__ import annotations
 
 import csv
 import io
-import json
+from pathlib import Path
 
 import pytest
+from fakes import fake_report, write_report
 
 from orchestrator.errors import RunnerError
-from orchestrator.execute import skipped_record
-from orchestrator.lock import output_lock
-from orchestrator.models_csv import single_config
-from orchestrator.plan import PlanOptions, plan_runs, run_name
-from orchestrator.records import RunRecord, is_complete, save_record
-from orchestrator.results import AI_ENERGY_SCORE_COLUMNS, MASTER_FILE, rebuild_master
-from orchestrator.runner import Cause, LogPump, classify_exit
+from orchestrator.execution.execute import ExecOptions, skipped_record
+from orchestrator.execution.runners.base import LogPump
+from orchestrator.execution.spec import Cause, classify_exit
+from orchestrator.models.csv_reader import single_config
+from orchestrator.planning.plan import PlanOptions, plan_runs
 from orchestrator.secrets import HfToken, Redactor, find_hf_token
+from orchestrator.store.lock import output_lock
+from orchestrator.store.master import AI_ENERGY_SCORE_COLUMNS, rebuild_master
+from orchestrator.store.paths import MASTER_FILE
+from orchestrator.store.records import RunRecord, is_complete, save_record
 
 
 @pytest.mark.parametrize(
     ("code", "tail", "oom", "cause"),
     [
         (0, "", False, Cause.OK),
-        (
-            2,
-            "energy_bench: error: BenchConfigError: unknown config key 'x'",
-            False,
-            Cause.CONFIG_ERROR,
-        ),
-        (
-            3,
-            "energy_bench: error: ModelLoadError: gated model a/b (HTTP 401/403): ...",
-            False,
-            Cause.GATED_MODEL,
-        ),
-        (
-            3,
-            "energy_bench: error: ModelLoadError: model a/b not found (HTTP 404)",
-            False,
-            Cause.MODEL_NOT_FOUND,
-        ),
-        (
-            3,
-            "energy_bench: error: ModelLoadError: cannot load a/b: OSError",
-            False,
-            Cause.MODEL_LOAD_ERROR,
-        ),
+        (2, "energy_bench: error: BenchConfigError: unknown key 'x'", False, Cause.CONFIG_ERROR),
+        (7, "energy_bench: error: GatedModel: gated model a/b (HTTP 401/403)", False,
+         Cause.GATED_MODEL),
+        (8, "energy_bench: error: ModelNotFound: model a/b not found (HTTP 404)", False,
+         Cause.MODEL_NOT_FOUND),
+        (3, "energy_bench: error: ModelLoadError: cannot load a/b: OSError", False,
+         Cause.MODEL_LOAD_ERROR),
+        # The cause comes from the exit status, never guessed from the text of the message.
+        (3, "energy_bench: error: ModelLoadError: weights say 403 not found gated", False,
+         Cause.MODEL_LOAD_ERROR),
         (4, "energy_bench: error: OutOfMemory: CUDA out of memory", False, Cause.OUT_OF_MEMORY),
         (5, "energy_bench: error: BenchmarkAborted: 3 batches", False, Cause.ABORTED),
+        (6, "energy_bench: error: EnergyUnavailable: NVML", False, Cause.NO_ENERGY_SOURCE),
+        (130, "energy_bench: error: KeyboardInterrupt: ", False, Cause.INTERRUPTED),
         (137, "last words", False, Cause.KILLED),
         (137, "", True, Cause.OUT_OF_MEMORY),
         (1, "Traceback...\nValueError: boom", False, Cause.FAILED),
+        (42, "something else", False, Cause.FAILED),
     ],
-)
+)  # fmt: skip
 def test_exit_causes(code, tail, oom, cause):
     outcome = classify_exit(code, tail, oom_killed=oom)
     assert outcome.cause is cause
@@ -97,37 +89,88 @@ def test_token_repr_never_shows_the_value():
     assert "hf_x" not in repr(HfToken("hf_xyz123", "$HF_TOKEN"))
 
 
+def options(**kw):
+    return PlanOptions(**{"image": "img:1", "software_id": "image sha256:1", **kw})
+
+
 def test_run_names_and_ids():
-    options = PlanOptions(image="img:1")
     high = single_config(
         "https://huggingface.co/openai/gpt-oss-20b", reasoning_state="On (High)", model_class="B"
     )
-    assert run_name(high) == "openai_gpt-oss-20b_On_High"
-    (plan,) = plan_runs([high], options)
-    assert plan.run_id == plan_runs([high], options)[0].run_id
-    assert plan.run_id != plan_runs([high], PlanOptions(image="img:2"))[0].run_id
-    assert plan.run_id != plan_runs([high], PlanOptions(image="img:1", num_prompts=5))[0].run_id
+    (plan,) = plan_runs([high], options())
+    assert plan.name == "openai_gpt-oss-20b_On_High"
+    assert plan.run_id == plan_runs([high], options())[0].run_id
     assert "scenario.reasoning_params.reasoning_effort=high" in plan.overrides
     assert "scenario.generate_kwargs.max_new_tokens=8192" in plan.overrides
     off = single_config("Qwen/Qwen3-0.6B", reasoning_state="Off")
-    (plan,) = plan_runs([off], PlanOptions(image="i", num_prompts=7, extra_overrides=("a.b=1",)))
+    (plan,) = plan_runs([off], options(num_prompts=7, extra_overrides=("a.b=1",)))
+    assert plan.name == "Qwen_Qwen3-0.6B_Off"
     assert plan.overrides[-1] == "a.b=1" and "scenario.num_samples=7" in plan.overrides
     assert "scenario.reasoning=False" in plan.overrides
     assert "scenario.generate_kwargs.min_new_tokens=10" in plan.overrides
     assert plan.gpus_needed == 1
     big = single_config("deepseek-ai/DeepSeek-R1", reasoning_state="On", model_class="C")
-    assert plan_runs([big], PlanOptions(image="i", class_c_gpus=4))[0].gpus_needed == 4
+    assert plan_runs([big], options(class_c_gpus=4))[0].gpus_needed == 4
+
+
+def test_run_id_changes_with_what_changes_the_result():
+    config = single_config("org/m", reasoning_state="Off")
+    (base,) = plan_runs([config], options())
+    changed = {
+        "another image ID under the same tag": options(software_id="image sha256:2"),
+        "a benchmark setting": options(extra_overrides=("scenario.batch_size=8",)),
+        "the prompt count": options(num_prompts=5),
+    }
+    for what, opts in changed.items():
+        assert plan_runs([config], opts)[0].run_id != base.run_id, what
+    c_config = single_config("org/m", reasoning_state="Off", model_class="C")
+    two, four = (plan_runs([c_config], options(class_c_gpus=n))[0] for n in (2, 4))
+    assert two.run_id != four.run_id and two.name == four.name  # the GPU count
+    # The same settings spelt in another order, or repeated, are the same run.
+    a = plan_runs([config], options(extra_overrides=("x.a=1", "x.b=2")))[0]
+    b = plan_runs([config], options(extra_overrides=("x.b=2", "x.a=0", "x.a=1")))[0]
+    assert a.run_id == b.run_id
+    # The tag alone no longer names the software: two tags of one image ID are one run.
+    assert plan_runs([config], options(image="other:tag"))[0].run_id == base.run_id
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (("org/m", "text_gen", "Off"), ("org/m", "image_gen", "Off")),
+        (("/a/tiny", "text_gen", "Off"), ("/b/tiny", "text_gen", "Off")),
+        (("a/b_c", "text_gen", "On"), ("a_b/c", "text_gen", "On")),
+        (("Org/Model", "text_gen", "On"), ("org/model", "text_gen", "On")),  # case-insensitive FS
+    ],
+)
+def test_two_rows_never_share_a_run_folder(first, second, tmp_path):
+    def config(model, task, state):
+        if model.startswith("/"):
+            model = str(tmp_path / model.lstrip("/"))
+            Path(model).mkdir(parents=True)
+        cls = "A" if task == "text_gen" else ""
+        return single_config(model, reasoning_state=state, model_class=cls, task=task)
+
+    configs = [config(*first), config(*second)]
+    names = [p.name for p in plan_runs(configs, options())]
+    assert len({n.casefold() for n in names}) == 2, names
+    # Stable: the same rows get the same names, whatever their order.
+    again = [p.name for p in plan_runs(configs[::-1], options())][::-1]
+    assert again == names
+    # A row alone keeps the plain name, as the AI Energy Score scripts write it.
+    (alone,) = plan_runs(configs[:1], options())
+    assert names[0].startswith(alone.name + "_")
 
 
 def test_image_rows_are_planned_as_skipped(tmp_path):
     image = single_config(
         "black-forest-labs/FLUX.1-dev", reasoning_state="", model_class="", task="image_gen"
     )
-    (plan,) = plan_runs([image], PlanOptions(image="i"))
+    (plan,) = plan_runs([image], options())
     assert "not supported" in plan.skip_reason
 
 
-def _run(out, name, *, status="ok", energy_wh=0.5, ok_prompts=100, duration=12.5):
+def _run(out, name, *, status="ok", energy_wh=0.5, ok_prompts=100, duration=12.5, **figures):
     folder = out / "individual_runs" / name
     record = RunRecord(
         run_id=name + "-id",
@@ -143,27 +186,7 @@ def _run(out, name, *, status="ok", energy_wh=0.5, ok_prompts=100, duration=12.5
     )
     save_record(folder, record)
     if status == "ok":
-        report = {
-            "status": "ok",
-            "summary": {
-                "total_prompts": 100, "successful_prompts": ok_prompts,
-                "failed_prompts": 100 - ok_prompts, "total_duration_seconds": 10.0,
-                "avg_total_time": 0.1, "avg_time_to_first_token": 0.01, "total_tokens": 3000,
-                "total_prompt_tokens": 2000, "total_completion_tokens": 1000,
-                "throughput_tokens_per_second": 100.0, "repeats": 3, "batch_size": 1,
-                "warmup": "full pass",
-            },
-            "energy": {
-                "gpu_energy_wh": energy_wh, "co2_emissions_g": 0.2, "energy_source": "nvml",
-                "energy_above_idle_wh": 0.1, "idle_power_w": 80.0, "average_power_w": 180.0,
-                "repeat_energy_cv": 0.01,
-                "flags": {"short_window": False, "counter_reset": False, "trace_mismatch": False},
-            },
-            "provenance": {"device_names": ["NVIDIA H200"], "config_hash": "abc"},
-            "reasoning_control": "none",
-            "reasoning": {"requested_control": "none"},
-        }  # fmt: skip
-        (folder / "benchmark_report.json").write_text(json.dumps(report))
+        write_report(folder, fake_report(energy_wh=energy_wh, ok_prompts=ok_prompts, **figures))
     return record
 
 
@@ -199,6 +222,53 @@ def test_master_csv_contract(tmp_path):
     assert float(b["total_duration_seconds"]) == 42.0 and b["gpu_energy_wh"] == ""
 
 
+def test_master_takes_every_figure_from_the_report_as_written(tmp_path):
+    # Figures that no host formula would give: the host must copy, never recompute.
+    _run(
+        tmp_path, "a_Off", energy_wh=0.5, wh_per_1000_queries=123.0, tokens_per_joule=4.5,
+        avg_energy_per_prompt_wh=0.25, co2_emissions_g=9.0,
+    )  # fmt: skip
+    rebuild_master(tmp_path)
+    _, (row,) = read_master(tmp_path)
+    assert row["wh_per_1000_queries"] == "123.0" and row["tokens_per_joule"] == "4.5"
+    assert row["avg_energy_per_prompt_wh"] == "0.25" and row["co2_emissions_g"] == "9.0"
+    assert row["throughput_tokens_per_second"] == "300.0"  # prompt + completion tokens / s
+    assert row["output_tokens_per_second"] == "100.0"
+    assert row["total_prompts"] == "100"  # integers stay integers
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda r: r.update(schema_version=1), "schema_version 1"),
+        (lambda r: r["summary"].pop("successful_prompts"), "summary.successful_prompts is missing"),
+        (lambda r: r["energy"].update(gpu_energy_wh="abc"), "energy.gpu_energy_wh is not a number"),
+        (lambda r: r.update(energy={}), "energy.gpu_energy_wh is missing"),
+        (lambda r: r["energy"].update(flags={}), "energy.flags"),
+        (lambda r: r.clear(), "schema_version None"),
+    ],
+)
+def test_a_report_that_does_not_validate_is_a_corrupt_result(tmp_path, damage, reason):
+    record = _run(tmp_path, "a_Off")
+    folder = tmp_path / "individual_runs" / "a_Off"
+    report = fake_report()
+    damage(report)
+    write_report(folder, report)
+    rebuild_master(tmp_path)
+    _, (row,) = read_master(tmp_path)
+    assert row["status"] == "corrupt_result" and reason in row["error_message"], row
+    assert row["gpu_energy_wh"] == ""  # no figure from a report that cannot be read
+    assert not is_complete(folder, record.run_id)  # so the next sweep reruns it
+
+
+def test_garbage_in_a_report_file_is_a_corrupt_result(tmp_path):
+    _run(tmp_path, "a_Off")
+    (tmp_path / "individual_runs" / "a_Off" / "benchmark_report.json").write_text("{not json")
+    rebuild_master(tmp_path)
+    _, (row,) = read_master(tmp_path)
+    assert row["status"] == "corrupt_result" and "not a JSON object" in row["error_message"]
+
+
 def test_master_has_one_row_per_run_after_reruns(tmp_path):
     _run(tmp_path, "a_Off", status="failed")
     rebuild_master(tmp_path)
@@ -206,6 +276,20 @@ def test_master_has_one_row_per_run_after_reruns(tmp_path):
     rebuild_master(tmp_path)
     _, rows = read_master(tmp_path)
     assert len(rows) == 1 and rows[0]["status"] == "ok"
+
+
+def test_rebuild_reads_again_a_report_changed_underneath(tmp_path):
+    _run(tmp_path, "a_Off", wh_per_1000_queries=1.0)
+    _run(tmp_path, "b_Off", wh_per_1000_queries=2.0)
+    rebuild_master(tmp_path)
+    write_report(tmp_path / "individual_runs" / "a_Off", fake_report(wh_per_1000_queries=7.25))
+    rebuild_master(tmp_path)
+    _, (a, b) = read_master(tmp_path)
+    assert (a["wh_per_1000_queries"], b["wh_per_1000_queries"]) == ("7.25", "2.0")
+    # A damaged cache is ignored, never trusted.
+    (tmp_path / ".master_rows.json").write_text('{"columns": 1, "runs": []}')
+    rebuild_master(tmp_path)
+    assert read_master(tmp_path)[1][0]["wh_per_1000_queries"] == "7.25"
 
 
 def test_is_complete_needs_same_id_ok_status_and_report(tmp_path):
@@ -219,8 +303,8 @@ def test_is_complete_needs_same_id_ok_status_and_report(tmp_path):
 
 def test_skipped_record_carries_the_reason():
     image = single_config("org/img", reasoning_state="", model_class="", task="image_gen")
-    (plan,) = plan_runs([image], PlanOptions(image="i"))
-    record = skipped_record(plan, plan.skip_reason)
+    (plan,) = plan_runs([image], options())
+    record = skipped_record(plan, ExecOptions(out_dir=Path("."), image="i"), plan.skip_reason)
     assert record.status == "skipped" and "not supported" in record.error_message
 
 
@@ -238,15 +322,14 @@ def test_second_lock_on_a_folder_is_refused(tmp_path):
 def test_console_keeps_its_level_when_a_debug_file_is_added(tmp_path, capsys):
     import logging
 
-    from orchestrator.cli import setup_logging
-    from orchestrator.sweep_cli import _debug_log
+    from orchestrator.commands.logs import add_debug_log, setup_logging
 
     root = logging.getLogger()
     saved = (root.level, list(root.handlers))
     root.handlers = []
     try:
         setup_logging(verbose=False, quiet=False)
-        _debug_log(tmp_path)
+        add_debug_log(tmp_path)
         logging.getLogger("some.library").debug("chatter-at-debug")
         logging.getLogger("orchestrator").info("progress-at-info")
         err = capsys.readouterr().err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.ratings import rate, stars_for
+from orchestrator.reports.ratings import rate, stars_for
 
 
 def row(name, wh, *, cls="A", gpu="NVIDIA H100 80GB HBM3", status="ok", source="nvml", **extra):

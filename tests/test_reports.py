@@ -14,9 +14,10 @@ import xml.etree.ElementTree as ET
 import zipfile
 
 import pytest
+from fakes import fake_report
 
-from orchestrator.records import RunRecord, save_record
-from orchestrator.reporting import make_report
+from orchestrator.reports.build import make_report
+from orchestrator.store.records import RunRecord, save_record
 
 TOKEN = "hf_ReportTokenMustNotLeak99"
 REQUIRE_BROWSER = os.environ.get("AI_ENERGY_SCORE_REQUIRE_BROWSER") == "1"
@@ -58,37 +59,10 @@ def add_run(
     if status != "ok":
         return
     energy_wh = wh / 1000 * 100  # 100 successful prompts
-    report = {
-        "status": "ok",
-        "summary": {
-            "total_prompts": 100,
-            "successful_prompts": 100,
-            "failed_prompts": 0,
-            "total_duration_seconds": 20.0,
-            "avg_total_time": 0.2,
-            "avg_time_to_first_token": 0.02,
-            "total_tokens": 3000,
-            "total_prompt_tokens": 2000,
-            "total_completion_tokens": 1000,
-            "throughput_tokens_per_second": 50.0 + wh,
-            "repeats": repeats,
-            "batch_size": 1,
-            "warmup": "full pass",
-        },
-        "energy": {
-            "gpu_energy_wh": energy_wh,
-            "co2_emissions_g": 0.1,
-            "energy_source": source,
-            "energy_above_idle_wh": energy_wh * 0.4,
-            "idle_power_w": 120.0,
-            "average_power_w": 200.0,
-            "repeat_energy_cv": cv,
-            "flags": {"short_window": short, "counter_reset": False, "trace_mismatch": False},
-        },
-        "provenance": {"device_names": [gpu], "config_hash": "h"},
-        "reasoning_control": "none",
-        "reasoning": {"requested_control": "none"},
-    }
+    report = fake_report(
+        energy_wh=energy_wh, source=source, gpu=gpu, repeats=repeats, cv=cv, short=short,
+        throughput=50.0 + wh, idle_power_w=120.0, average_power_w=200.0,
+    )  # fmt: skip
     (folder / "benchmark_report.json").write_text(json.dumps(report))
     (folder / "GPU_ENERGY_WH.txt").write_text(f"{energy_wh:.2f}\n")
     (folder / "GPU_ENERGY_SUMMARY.json").write_text(json.dumps({"units": "Wh", "total": energy_wh}))
@@ -120,7 +94,7 @@ def report(tmp_path_factory):
 
 def test_leaderboard_csv_stars_and_reasons(report):
     _, files = report
-    with files.leaderboard_csv.open(newline="") as f:
+    with files.layout.leaderboard_csv.open(newline="") as f:
         rows = {r["run_name"]: r for r in csv.DictReader(f)}
     stars = {name: rows[name]["stars"] for name in rows}
     assert stars == {
@@ -162,7 +136,7 @@ def test_labels_are_images_of_the_right_size(report):
 
 def test_archive_manifest_matches_and_holds_no_token(report):
     _, files = report
-    with zipfile.ZipFile(files.archive) as zf:
+    with zipfile.ZipFile(files.layout.archive) as zf:
         manifest = json.loads(zf.read("manifest.json"))
         names = set(zf.namelist()) - {"manifest.json"}
         assert names == set(manifest["files"])
@@ -186,7 +160,7 @@ def test_archive_manifest_matches_and_holds_no_token(report):
 
 def test_html_is_self_contained(report):
     _, files = report
-    page = files.leaderboard_html.read_text()
+    page = files.layout.leaderboard_html.read_text()
     assert not re.search(r"""(src|href)=["']https?:""", page)
     assert page.count("<figure") == 4 and page.count("<svg") >= 4
 
@@ -240,7 +214,7 @@ def test_html_renders_table_and_every_plot(report, tmp_path):
     binary = _chromium()
     _, files = report
     page = tmp_path / "boxed.html"
-    page.write_text(files.leaderboard_html.read_text().replace("</body>", BOXES))
+    page.write_text(files.layout.leaderboard_html.read_text().replace("</body>", BOXES))
     dom = _browser(binary, "--dump-dom", page.as_uri()).stdout
     assert dom.count("<tr") == 9  # header + 8 runs
     boxes = re.findall(r'<(table|figure)[^>]*data-box="([\d,.-]+)"', dom)

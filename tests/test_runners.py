@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import TINY_MODEL
 
-from orchestrator.docker_runner import LABEL_RUN_ID, DockerRunner
-from orchestrator.local_runner import LocalRunner
-from orchestrator.runner import Cause, RunSpec
+from orchestrator.execution.runners.docker import LABEL_RUN_ID, DockerRunner
+from orchestrator.execution.runners.local import LocalRunner
+from orchestrator.execution.spec import Cause, RunSpec
 
 TOKEN = "hf_TestTokenDoNotLeak1234"
 QUICK = (
@@ -33,6 +33,7 @@ def spec(tmp_path: Path, overrides=QUICK, *, timeout=None, image="", run_id="t1"
     return RunSpec(
         run_id=run_id,
         overrides=tuple(overrides),
+        output_dir=tmp_path,
         results_dir=tmp_path / "results",
         log_path=tmp_path / "logs" / "run.log",
         timeout_s=timeout,

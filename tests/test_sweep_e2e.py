@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY_MODEL
 
-from orchestrator.docker_runner import LABEL_MANAGED
-from orchestrator.results import AI_ENERGY_SCORE_COLUMNS
+from orchestrator.execution.runners.docker import LABEL_MANAGED
+from orchestrator.store.master import AI_ENERGY_SCORE_COLUMNS
 
 HEADER = ",Models to Add,Priority (1=hi),Class,Task,Reasoning State,Chat Template\n"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "COLUMNS": "200"}

@@ -6,14 +6,15 @@ import threading
 import time
 
 import pytest
+from fakes import fake_report, write_report
 
-from orchestrator.execute import ExecOptions
-from orchestrator.models_csv import single_config
-from orchestrator.plan import PlanOptions, plan_runs
-from orchestrator.progress import LogProgress
-from orchestrator.records import RESULT_FILES
-from orchestrator.runner import Cause, RunOutcome, RunSpec
-from orchestrator.sweep import cpu_slots, gpu_slots, run_sweep
+from energy_bench.contract import RESULT_FILES
+from orchestrator.commands.progress import LogProgress
+from orchestrator.execution.execute import ExecOptions
+from orchestrator.execution.scheduler import cpu_slots, gpu_slots, run_sweep
+from orchestrator.execution.spec import Cause, RunOutcome, RunSpec
+from orchestrator.models.csv_reader import single_config
+from orchestrator.planning.plan import PlanOptions, plan_runs
 
 
 class FakeRunner:
@@ -38,16 +39,22 @@ class FakeRunner:
             self.active -= 1
         if "bad" in spec.overrides[0]:
             return RunOutcome(self.fail_cause, 1, self.seconds, "it broke")
-        (spec.results_dir / "benchmark_report.json").write_text('{"status": "ok"}')
+        write_report(spec.results_dir, fake_report())
         return RunOutcome(Cause.OK, 0, self.seconds)
+
+    def software_id(self, image):
+        return "fake"
 
     def cancel(self):
         pass
 
+    def remove_leftovers(self, out_dir):
+        return 0
+
 
 def plans(names, model_class="A"):
     configs = [single_config(f"org/{n}", model_class=model_class) for n in names]
-    return plan_runs(configs, PlanOptions(image="img"))
+    return plan_runs(configs, PlanOptions(image="img", software_id="fake"))
 
 
 def sweep(tmp_path, the_plans, runner, slots, **kw):

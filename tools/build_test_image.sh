@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the CPU test image offline (no registry): a debootstrap'd Debian base, then the project's
 # Dockerfile on top with the CPU torch wheel from this machine and the host CA bundle (for the
-# TLS-intercepting proxy). Reuses images that already exist. Needs root and a running engine.
+# TLS-intercepting proxy). Reuses the base image; the test image is rebuilt every time (its layers
+# are cached, so only a changed benchmark is reinstalled). Needs root and a running engine.
 #   tools/build_test_image.sh [PYTHON]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,10 +24,6 @@ if ! docker image inspect "$base" >/dev/null 2>&1; then
     echo "imported $base"
 fi
 
-if docker image inspect "$tag" >/dev/null 2>&1; then
-    echo "reusing $tag"
-    exit 0
-fi
 wheel=$(ls /opt/wheels/torch-*cpu*-cp311-*.whl 2>/dev/null | head -n 1 || true)
 args=(--base-image "$base" --tag "$tag" --extra-ca /etc/ssl/certs/ca-certificates.crt)
 [ -n "$wheel" ] && args+=(--wheel "$wheel")

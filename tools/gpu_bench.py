@@ -1,7 +1,8 @@
 """Energy figures of no-weights models on the GPU: warm vs cold runs, repeats, meter overhead.
 
-One call of the device tool runs this; it prints a short table and writes every figure as JSON.
+One call on the GPU machine runs this; it prints a short table and writes every figure as JSON.
     python3 tools/gpu_bench.py --out DIR [--only llama1.5b,llama8b] [--budget-s 540]
+(where the project is not installed, as on the GPU machine: PYTHONPATH=container before it)
 Each variant runs the container benchmark in a fresh process (so a cold first pass is really
 cold): 100 bundled prompts, reasoning off (exactly 10 new tokens), batch 1, bf16, 3 repeats.
 Modes: warm (the default full warmup pass), batches2 (two warmup batches), cold (no warmup).
@@ -91,7 +92,6 @@ def run(name: str, config: dict, mode: str, workdir: Path, extra: list[str]) -> 
             "energy.idle_seconds=5",
             *extra,
         ],
-        cwd=ROOT / "container",
         capture_output=True,
         text=True,
     )

@@ -1,6 +1,6 @@
 """Probe why a first measured pass costs more: per-prompt latencies of passes, SDPA backends.
 
-    python3 tools/gpu_probe.py --out DIR
+    PYTHONPATH=container:tools python3 tools/gpu_probe.py --out DIR   (project not installed)
 Runs the ~1.5B no-weights Llama with warmup off and 3 repeats, once with PyTorch's default
 attention backends and once with the cuDNN attention backend switched off, and times each NVML
 call the sampler makes. Writes per-prompt CSVs and a JSON summary under DIR.
@@ -13,14 +13,11 @@ import csv
 import json
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "container"))
-sys.path.insert(0, str(ROOT / "tools"))
 
 
 def nvml_costs() -> dict[str, float]:
@@ -53,6 +50,7 @@ def nvml_costs() -> dict[str, float]:
 def main() -> None:
     import gpu_bench
     import torch
+
     from energy_bench.cli import main as bench
 
     parser = argparse.ArgumentParser()

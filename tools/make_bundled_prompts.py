@@ -1,4 +1,4 @@
-"""Write container/energy_bench/data/bundled_prompts.jsonl: the offline prompt set.
+"""Write container/energy_bench/workload/data/bundled_prompts.jsonl: the offline prompt set.
 
 The prompts are written for this project (topics and sentences below), combined into a mix like
 the AI Energy Score text-generation set: encyclopedic passages, web-style text and chat turns, of
@@ -11,7 +11,10 @@ import json
 import random
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent.parent / "container/energy_bench/data/bundled_prompts.jsonl"
+OUT = (
+    Path(__file__).resolve().parent.parent
+    / "container/energy_bench/workload/data/bundled_prompts.jsonl"
+)
 
 TOPICS: dict[str, list[str]] = {
     "glaciers": [

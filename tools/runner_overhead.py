@@ -12,16 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from orchestrator.execution.runners.docker import DockerRunner
+from orchestrator.execution.runners.local import LocalRunner
+from orchestrator.execution.spec import RunSpec
 
-from orchestrator.docker_runner import DockerRunner  # noqa: E402
-from orchestrator.local_runner import LocalRunner  # noqa: E402
-from orchestrator.runner import RunSpec  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 TINY = ROOT / "examples" / "tiny-model"
 OVERRIDES = (
@@ -42,6 +40,7 @@ def measure(runner, image: str, runs: int) -> list[dict[str, float]]:
             spec = RunSpec(
                 run_id=f"overhead{i}",
                 overrides=OVERRIDES,
+                output_dir=folder,
                 results_dir=folder / "r",
                 log_path=folder / "run.log",
                 image=image,

@@ -1,28 +1,25 @@
 """Sweep makespan against the ideal max(sum(t)/G, max(t)) for synthetic runs of known length.
 
     python tools/sweep_makespan.py [--runs 16] [--seed 1]
-Runs go through the real scheduler (orchestrator.sweep.run_sweep, records, master CSV rebuilds)
-with a runner that only sleeps for each run's length, on G = 1, 2 and 4 slots.
+Runs go through the real scheduler (orchestrator.execution.scheduler.run_sweep, records, master
+CSV rebuilds) with a runner that only sleeps for each run's length, on G = 1, 2 and 4 slots.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from orchestrator.execute import ExecOptions  # noqa: E402
-from orchestrator.models_csv import single_config  # noqa: E402
-from orchestrator.plan import PlanOptions, plan_runs  # noqa: E402
-from orchestrator.progress import LogProgress  # noqa: E402
-from orchestrator.runner import Cause, RunOutcome  # noqa: E402
-from orchestrator.sweep import cpu_slots, run_sweep  # noqa: E402
+from energy_bench import contract
+from orchestrator.commands.progress import LogProgress
+from orchestrator.execution.execute import ExecOptions
+from orchestrator.execution.scheduler import cpu_slots, run_sweep
+from orchestrator.execution.spec import Cause, RunOutcome
+from orchestrator.models.csv_reader import single_config
+from orchestrator.planning.plan import PlanOptions, plan_runs
 
 
 class SleepRunner:
@@ -36,11 +33,17 @@ class SleepRunner:
     def run(self, spec, *, token=None):
         seconds = self.lengths[spec.overrides[0]]
         time.sleep(seconds)
-        (spec.results_dir / "benchmark_report.json").write_text('{"status": "ok"}')
+        (spec.results_dir / contract.REPORT_FILE).write_text('{"status": "ok"}')
         return RunOutcome(Cause.OK, 0, seconds)
+
+    def software_id(self, image):
+        return "sleep"
 
     def cancel(self):
         pass
+
+    def remove_leftovers(self, out_dir):
+        return 0
 
 
 def _greedy(lengths: list[float], slots: int) -> float:
@@ -68,7 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     configs = [single_config(f"org/m{i}") for i in range(args.runs)]
-    plans = plan_runs(configs, PlanOptions(image="x"))
+    plans = plan_runs(configs, PlanOptions(image="x", software_id="sleep"))
     lengths = {p.overrides[0]: round(rng.uniform(0.5, 2.5), 2) for p in plans}
     total, longest = sum(lengths.values()), max(lengths.values())
     print(f"{args.runs} runs, lengths {min(lengths.values())}-{longest} s, sum {total:.2f} s")

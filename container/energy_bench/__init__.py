@@ -1,7 +1,9 @@
 """The AI Energy Score text-generation benchmark that runs inside the GPU container.
 
-Self-contained: it shares nothing with the host orchestrator but its command line and the files
-it writes to the results folder.
+It stands alone: the host orchestrator starts it through its command line, reads the files it
+writes, and imports only ``energy_bench.contract``, where the two agree on names and codes.
 """
 
-__version__ = "0.1.0"
+from energy_bench.contract import VERSION as __version__
+
+__all__ = ["__version__"]

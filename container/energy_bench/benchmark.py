@@ -13,12 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from energy_bench.backend import Batch, InferenceBackend, PyTorchBackend
+from energy_bench.backends.base import Batch, InferenceBackend
+from energy_bench.backends.pytorch import PyTorchBackend
 from energy_bench.config import BenchConfig
-from energy_bench.energy_sources import EnergySource, open_source
+from energy_bench.energy.meter import EnergyMeter, Measurement, TraceRow
+from energy_bench.energy.sources import EnergySource, open_source
 from energy_bench.errors import BenchmarkAborted, OutOfMemory
-from energy_bench.meter import EnergyMeter, Measurement, TraceRow
-from energy_bench.prompts import PromptSet, load_prompts
+from energy_bench.workload.prompts import PromptSet, load_prompts
 
 log = logging.getLogger(__name__)
 

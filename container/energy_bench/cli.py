@@ -1,8 +1,7 @@
 """The single-run command: ``python -m energy_bench --config-name text_generation [key=value ...]``.
 
-Exit status: 0 success, 2 bad config, 3 model not loadable (missing or gated), 4 out of memory,
-5 aborted after repeated prompt failures, 6 no energy source, 130 interrupted, 1 anything else.
-The last line on stderr of a failed run is ``energy_bench: error: <Type>: <message>``.
+The exit status is one of ``contract.ExitCode``; the last line on stderr of a failed run is
+``contract.error_line(<Type>, <message>)``, and its report says the same.
 """
 
 from __future__ import annotations
@@ -16,11 +15,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from energy_bench import contract
 from energy_bench.benchmark import RunData, run_benchmark
 from energy_bench.config import CONFIG_DIR, BenchConfig, load_config
+from energy_bench.contract import ExitCode
 from energy_bench.errors import BenchmarkError
-from energy_bench.outputs import write_atomic, write_measurement_files, write_report_files
-from energy_bench.report import SCHEMA_VERSION, build_report
+from energy_bench.results.files import (
+    write_failure_report,
+    write_measurement_files,
+    write_report_files,
+)
+from energy_bench.results.report import build_report
 
 log = logging.getLogger("energy_bench")
 
@@ -30,15 +35,18 @@ def _parser() -> argparse.ArgumentParser:
         prog="energy_bench",
         description="Measure the GPU energy of one model on AI Energy Score text generation.",
     )
-    parser.add_argument("--config-name", default="text_generation", help="config in --config-dir")
+    parser.add_argument(
+        "--config-name", default=contract.CONFIG_NAME, help="config in --config-dir"
+    )
     parser.add_argument(
         "--config-dir", type=Path, default=CONFIG_DIR, help="folder of YAML configs"
     )
     parser.add_argument(
         "--results-dir",
         type=Path,
-        default=Path(os.environ.get("RESULTS_DIR", "/results")),
-        help="where result files are written (default $RESULTS_DIR or /results)",
+        default=Path(os.environ.get(contract.RESULTS_DIR_ENV, contract.CONTAINER_RESULTS_DIR)),
+        help=f"where result files are written (default ${contract.RESULTS_DIR_ENV} or "
+        f"{contract.CONTAINER_RESULTS_DIR})",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
@@ -47,8 +55,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _failure_report(cfg: BenchConfig | None, exc: BaseException, code: int) -> dict[str, Any]:
     return {
-        "schema_version": SCHEMA_VERSION,
-        "status": "failed",
+        "schema_version": contract.SCHEMA_VERSION,
+        "status": contract.STATUS_FAILED,
         "error": {"type": type(exc).__name__, "message": str(exc), "exit_code": code},
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": cfg.raw if cfg else None,
@@ -96,24 +104,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0
     except KeyboardInterrupt as exc:
-        code, error = 130, exc
+        code, error = ExitCode.INTERRUPTED, exc
     except BenchmarkError as exc:
         code, error = exc.exit_code, exc
     except Exception as exc:
         log.error("unexpected failure", exc_info=True)
-        code, error = 1, exc
+        code, error = ExitCode.FAILED, exc
     if results.is_dir() or cfg is not None:
         try:
-            write_atomic(
-                results / "benchmark_report.json", _json(_failure_report(cfg, error, code))
-            )
+            write_failure_report(results, _failure_report(cfg, error, code))
         except OSError as exc:
             log.warning("could not write the failure report: %s", exc)
-    print(f"energy_bench: error: {type(error).__name__}: {error}", file=sys.stderr)
-    return code
-
-
-def _json(obj: Any) -> str:
-    import json
-
-    return json.dumps(obj, indent=2, default=str) + "\n"
+    print(contract.error_line(type(error).__name__, str(error)), file=sys.stderr)
+    return int(code)

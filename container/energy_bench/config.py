@@ -1,4 +1,4 @@
-"""The run's configuration: YAML defaults plus Hydra-style ``a.b=value`` overrides (SPEC §5).
+"""The run's configuration: YAML defaults plus Hydra-style ``a.b=value`` overrides.
 
 Values are typed the YAML way (``False`` is a boolean, ``10`` an int, ``null`` is None; quote a
 value to keep it a string). Unknown keys and wrongly typed values are a ``BenchConfigError`` that
@@ -13,28 +13,26 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import yaml
 
+from energy_bench.contract import CONTROLS, Control
 from energy_bench.errors import BenchConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+def _config_dir() -> Path:
+    """The folder of YAML configs: inside the package once installed, else ``container/configs``."""
+    here = Path(__file__).resolve().parent
+    installed = here / "configs"
+    return installed if installed.is_dir() else here.parent / "configs"
+
+
+CONFIG_DIR = _config_dir()
 FREE_FORM = ("scenario.generate_kwargs",)
 DTYPES = ("bfloat16", "float16", "float32", "auto")
 DEVICES = ("auto", "cuda", "cpu")
 EFFORTS = ("high", "medium", "low")
-
-Control = Literal[
-    "harmony",
-    "chat_template_kwarg",
-    "think_prefix",
-    "system_prompt",
-    "prompt_prefix",
-    "model_default",
-    "none",
-]
-CONTROLS: tuple[str, ...] = get_args(Control)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,164 @@
+"""What the benchmark and the host orchestrator agree on, in one place both import.
+
+The host imports this module and nothing else of the benchmark package, so it stays free of
+dependencies beyond the standard library. It holds the result file names, the exit codes, the
+reasoning control values and the strings they write, the format of the error line a failed run
+prints last, and the report's schema version with the keys a reader may rely on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from enum import IntEnum
+from typing import Any, Literal, get_args
+
+VERSION = "0.2.0"  # of the project: the benchmark, the orchestrator and the image tag
+
+# --- the image and the single-run command ----------------------------------------------------
+IMAGE_REPOSITORY = "ai_energy_score"
+DEFAULT_IMAGE = f"{IMAGE_REPOSITORY}:{VERSION}"
+CONFIG_NAME = "text_generation"
+RESULTS_DIR_ENV = "RESULTS_DIR"  # the results folder, when --results-dir is not given
+IMAGE_TAG_ENV = "AI_ENERGY_SCORE_IMAGE"  # the image's tag, recorded as provenance
+CONTAINER_RESULTS_DIR = "/results"  # where the image expects its results folder mounted
+CONTAINER_HF_HOME = "/home/user/.cache/huggingface"  # the image's Hugging Face cache
+
+# --- result files, written into the results folder ------------------------------------------
+REPORT_FILE = "benchmark_report.json"
+RESULTS_CSV_FILE = "benchmark_results.csv"
+ENERGY_WH_FILE = "GPU_ENERGY_WH.txt"
+ENERGY_SUMMARY_FILE = "GPU_ENERGY_SUMMARY.json"
+PER_PROMPT_FILE = "per_prompt.csv"
+POWER_TRACE_FILE = "power_trace.csv"
+RESULT_FILES = (
+    REPORT_FILE,
+    RESULTS_CSV_FILE,
+    ENERGY_WH_FILE,
+    ENERGY_SUMMARY_FILE,
+    PER_PROMPT_FILE,
+    POWER_TRACE_FILE,
+)
+
+
+# --- how a run ends ----------------------------------------------------------------------------
+class ExitCode(IntEnum):
+    """The benchmark's process exit status, one per way a run can end."""
+
+    OK = 0
+    FAILED = 1  # anything not named below
+    CONFIG_ERROR = 2
+    MODEL_LOAD_ERROR = 3  # the model exists but cannot be loaded
+    OUT_OF_MEMORY = 4
+    ABORTED = 5  # three failed batches in a row
+    NO_ENERGY_SOURCE = 6
+    GATED_MODEL = 7  # HTTP 401/403: licence not accepted or no token
+    MODEL_NOT_FOUND = 8  # HTTP 404 or no such folder
+    INTERRUPTED = 130
+
+
+ERROR_LINE_PREFIX = "energy_bench: error: "
+_ERROR_LINE = re.compile(re.escape(ERROR_LINE_PREFIX) + r"(?P<kind>\w+): (?P<message>.*)")
+
+
+def error_line(kind: str, message: str) -> str:
+    """The last line a failed run prints on stderr: its error's type and one-line message."""
+    first = message.splitlines()[0] if message else ""
+    return f"{ERROR_LINE_PREFIX}{kind}: {first}"
+
+
+def parse_error_line(text: str) -> tuple[str, str] | None:
+    """(type, message) of the last error line in ``text``, or None when it holds none."""
+    found = _ERROR_LINE.findall(text)
+    return (found[-1][0], found[-1][1].strip()) if found else None
+
+
+# --- reasoning ---------------------------------------------------------------------------------
+Control = Literal[
+    "harmony",
+    "chat_template_kwarg",
+    "think_prefix",
+    "system_prompt",
+    "prompt_prefix",
+    "model_default",
+    "none",
+]
+"""How a reasoning directive is applied to the prompt; ``none`` means it is not applied at all."""
+CONTROLS: tuple[str, ...] = get_args(Control)
+
+THINK = "/think"  # system prompt or prompt prefix of families with a soft switch
+NO_THINK = "/no_think"
+THINK_OPEN = "<think>\n"  # an assistant turn that starts thinking
+THINK_EMPTY = "<think>\n\n</think>\n\n"  # an empty think block: answer at once
+
+# --- the report ----------------------------------------------------------------------------------
+SCHEMA_VERSION = 2
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+
+SUMMARY_KEYS = (
+    "total_prompts",
+    "successful_prompts",
+    "failed_prompts",
+    "total_duration_seconds",
+    "avg_total_time",
+    "avg_time_to_first_token",
+    "total_tokens",
+    "total_prompt_tokens",
+    "total_completion_tokens",
+    "throughput_tokens_per_second",
+    "output_tokens_per_second",
+    "repeats",
+    "batch_size",
+)
+"""Numbers in ``report["summary"]`` (a number, or null where not measured)."""
+
+ENERGY_KEYS = (
+    "gpu_energy_wh",
+    "wh_per_1000_queries",
+    "co2_emissions_g",
+    "tokens_per_joule",
+    "avg_energy_per_prompt_wh",
+    "energy_above_idle_wh",
+    "idle_power_w",
+    "average_power_w",
+    "repeat_energy_cv",
+)
+"""Numbers in ``report["energy"]`` (a number, or null where not measured)."""
+
+FLAG_KEYS = ("short_window", "counter_reset", "trace_mismatch")
+"""Booleans in ``report["energy"]["flags"]``: a true one makes the result suspect."""
+
+
+def report_problem(report: Any) -> str:
+    """Why ``report`` is not a readable successful report ("" when it is).
+
+    Checks what a reader relies on: the schema version, the status, and the type of every key
+    named above. A report of a failed run is readable too (its ``error`` says why), so only
+    ``status == "ok"`` reports need the figures.
+    """
+    if not isinstance(report, Mapping):
+        return "not a JSON object"
+    version = report.get("schema_version")
+    if version != SCHEMA_VERSION:
+        return f"schema_version {version!r}, expected {SCHEMA_VERSION}"
+    if report.get("status") != STATUS_OK:
+        return f"status {report.get('status')!r}"
+    for section, keys in (("summary", SUMMARY_KEYS), ("energy", ENERGY_KEYS)):
+        values = report.get(section)
+        if not isinstance(values, Mapping):
+            return f"no {section} section"
+        for key in keys:
+            value = values.get(key, ...)
+            if value is ...:
+                return f"{section}.{key} is missing"
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                return f"{section}.{key} is not a number ({value!r})"
+    flags = report["energy"].get("flags")
+    if not isinstance(flags, Mapping) or any(not isinstance(flags.get(k), bool) for k in FLAG_KEYS):
+        return "energy.flags is missing or not booleans"
+    if not isinstance(report["energy"].get("energy_source"), str):
+        return "energy.energy_source is missing"
+    return ""

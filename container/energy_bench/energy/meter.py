@@ -1,0 +1,273 @@
+"""The energy meter: named windows over an energy source, an idle baseline, and a power trace.
+
+``begin_window(name)`` / ``end_window(name) -> Measurement`` (and ``window(name)``, built on them)
+read the source's cumulative counters after synchronising the devices, so queued GPU work is
+inside the window it belongs to. A background thread samples power, SM clock and temperature into
+a trace; each window's trace integral is cross-checked against its counter delta.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from energy_bench.energy.sources import EnergySource
+
+log = logging.getLogger(__name__)
+
+SHORT_WINDOW_UPDATES = 10  # a window shorter than ten counter updates is flagged
+TRACE_TOLERANCE = 0.05  # trace vs counter disagreement above 5 % is flagged
+COUNTER_SAMPLE_PERIOD_S = 1.0  # the sampler reads the (costly) energy counter this often
+
+
+@dataclass(frozen=True)
+class TraceRow:
+    """One sampler reading of one device."""
+
+    t_s: float  # seconds since the meter started
+    device: int
+    window: str
+    power_w: float
+    sm_clock_mhz: int | None
+    temperature_c: int | None
+    energy_j: float | None
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The energy of one named window, summed over the run's devices (and per device)."""
+
+    name: str
+    start_s: float
+    duration_s: float
+    energy_j: float
+    device_energy_j: tuple[float, ...]
+    source: str
+    short_window: bool
+    counter_reset: bool
+    trace_energy_j: float | None = None
+    trace_deviation: float | None = None
+    trace_samples: int = 0
+
+    @property
+    def energy_wh(self) -> float:
+        return self.energy_j / 3600.0
+
+    @property
+    def average_power_w(self) -> float:
+        return self.energy_j / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def trace_mismatch(self) -> bool:
+        return self.trace_deviation is not None and abs(self.trace_deviation) > TRACE_TOLERANCE
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "duration_s": self.duration_s,
+            "energy_j": self.energy_j,
+            "energy_wh": self.energy_wh,
+            "average_power_w": self.average_power_w,
+            "device_energy_j": list(self.device_energy_j),
+            "source": self.source,
+            "short_window": self.short_window,
+            "counter_reset": self.counter_reset,
+            "trace_energy_j": self.trace_energy_j,
+            "trace_deviation": self.trace_deviation,
+            "trace_samples": self.trace_samples,
+        }
+
+
+@dataclass
+class _Open:
+    start: float
+    counters: list[float]
+
+
+@dataclass
+class WindowResult:
+    """Filled in when a ``window(...)`` block ends."""
+
+    measurement: Measurement | None = field(default=None)
+
+
+class EnergyMeter:
+    """Measures named windows on one energy source; ``close`` stops the sampler.
+
+    ``synchronize`` waits for queued device work (``torch.cuda.synchronize``); it keeps the meter
+    free of any framework.
+    """
+
+    def __init__(
+        self,
+        source: EnergySource,
+        *,
+        synchronize: Callable[[], None] = lambda: None,
+        sample_hz: float = 10.0,
+    ) -> None:
+        self.source = source
+        self._sync = synchronize
+        self._period = 1.0 / sample_hz
+        self._t0 = time.monotonic()
+        self._open: dict[str, _Open] = {}
+        self._label = "idle"
+        self._trace: list[TraceRow] = []
+        self._trace_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_loop, name="power-sampler", daemon=True)
+        self.sampler_cpu_s = 0.0
+        self.sampler_wall_s = 0.0
+        self._thread.start()
+
+    # --- sampler ---------------------------------------------------------------------------
+    def _sample_loop(self) -> None:
+        cpu_start = time.thread_time()
+        wall_start = next_tick = time.monotonic()
+        next_counter = wall_start
+        while not self._stop.is_set():
+            with_energy = time.monotonic() >= next_counter
+            if with_energy:
+                next_counter += COUNTER_SAMPLE_PERIOD_S
+            try:
+                samples = self.source.sample(with_energy=with_energy)
+            except Exception as exc:  # keep measuring with the counters alone
+                log.warning("power sampler stopped: %s", exc)
+                break
+            t = time.monotonic() - self._t0
+            with self._trace_lock:
+                self._trace.extend(
+                    TraceRow(
+                        t, i, self._label, s.power_w, s.sm_clock_mhz, s.temperature_c, s.energy_j
+                    )
+                    for i, s in enumerate(samples)
+                )
+            next_tick += self._period
+            self._stop.wait(max(0.0, next_tick - time.monotonic()))
+        self.sampler_cpu_s = time.thread_time() - cpu_start
+        self.sampler_wall_s = time.monotonic() - wall_start
+
+    def trace(self) -> list[TraceRow]:
+        """A copy of the power trace so far."""
+        with self._trace_lock:
+            return list(self._trace)
+
+    # --- windows ---------------------------------------------------------------------------
+    def begin_window(self, name: str) -> None:
+        """Start window ``name`` (after the devices finish their queued work)."""
+        if name in self._open:
+            raise ValueError(f"window {name!r} is already open")
+        self._sync()
+        self._open[name] = _Open(time.monotonic(), self.source.read_j())
+        self._label = name
+
+    def end_window(self, name: str) -> Measurement:
+        """End window ``name`` and return its measurement."""
+        self._sync()
+        counters = self.source.read_j()
+        end = time.monotonic()
+        opened = self._open.pop(name)
+        self._label = next(reversed(self._open), "idle") if self._open else "idle"
+        deltas = [b - a for a, b in zip(opened.counters, counters, strict=True)]
+        duration = end - opened.start
+        rows = self.trace()  # one snapshot serves both checks
+        start_s, end_s = opened.start - self._t0, end - self._t0
+        trace_j, n = _trace_energy(rows, start_s, end_s)
+        reset = any(d < 0 for d in deltas) or _counter_fell(rows, start_s)
+        if reset:
+            log.warning("energy counter reset during window %r", name)
+            deltas = [max(d, 0.0) for d in deltas]
+        energy = sum(deltas)
+        if reset and trace_j is not None:
+            energy = trace_j
+        deviation = (trace_j - energy) / energy if trace_j is not None and energy > 0 else None
+        return Measurement(
+            name=name,
+            start_s=start_s,
+            duration_s=duration,
+            energy_j=energy,
+            device_energy_j=tuple(deltas),
+            source=self.source.name,
+            short_window=duration < SHORT_WINDOW_UPDATES * self.source.counter_update_s,
+            counter_reset=reset,
+            trace_energy_j=trace_j,
+            trace_deviation=deviation,
+            trace_samples=n,
+        )
+
+    @contextmanager
+    def window(self, name: str) -> Iterator[WindowResult]:
+        """``with meter.window("x") as w: ...`` then ``w.measurement``; closed on any exit."""
+        result = WindowResult()
+        self.begin_window(name)
+        try:
+            yield result
+        finally:
+            result.measurement = self.end_window(name)
+
+    def measure_idle(self, seconds: float) -> Measurement | None:
+        """The idle baseline: a window of ``seconds`` with nothing running (None if 0)."""
+        if seconds <= 0:
+            return None
+        with self.window("idle_baseline") as idle:
+            time.sleep(seconds)
+        return idle.measurement
+
+    def close(self) -> None:
+        """Stop the sampler and release the source."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.source.close()
+
+
+def _counter_fell(rows: list[TraceRow], start: float) -> bool:
+    """True if any device's sampled counter went down since ``start`` (a reset)."""
+    last: dict[int, float] = {}
+    for row in rows:
+        if row.t_s < start or row.energy_j is None:
+            continue
+        if row.energy_j < last.get(row.device, float("-inf")):
+            return True
+        last[row.device] = row.energy_j
+    return False
+
+
+def _trace_energy(rows: list[TraceRow], start: float, end: float) -> tuple[float | None, int]:
+    """Trapezoid integral of the sampled power over [start, end], summed over devices."""
+    total, count = 0.0, 0
+    for device in {r.device for r in rows}:
+        points = [(r.t_s, r.power_w) for r in rows if r.device == device]
+        inside = [p for p in points if start <= p[0] <= end]
+        if len(inside) < 2:
+            return None, 0
+        before = [p for p in points if p[0] < start][-1:]
+        after = [p for p in points if p[0] > end][:1]
+        series = _clip(before + inside + after, start, end)
+        total += sum((t2 - t1) * (p1 + p2) / 2 for (t1, p1), (t2, p2) in itertools.pairwise(series))
+        count += len(inside)
+    return (total, count) if count else (None, 0)
+
+
+def _clip(points: list[tuple[float, float]], start: float, end: float) -> list[tuple[float, float]]:
+    """Linear interpolation of the series at the window edges, then the points inside."""
+
+    def at(t: float) -> float:
+        for (t1, p1), (t2, p2) in itertools.pairwise(points):
+            if t1 <= t <= t2 and t2 > t1:
+                return p1 + (p2 - p1) * (t - t1) / (t2 - t1)
+        return points[0][1] if t < points[0][0] else points[-1][1]
+
+    inner = [p for p in points if start < p[0] < end]
+    return [(start, at(start)), *inner, (end, at(end))]
+
+
+def spread(values: list[float]) -> tuple[float, float, float]:
+    """Mean, sample standard deviation and coefficient of variation of ``values``."""
+    mean = statistics.fmean(values) if values else 0.0
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return mean, std, (std / mean if mean else 0.0)

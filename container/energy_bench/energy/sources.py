@@ -1,0 +1,176 @@
+"""Where energy readings come from: NVML on NVIDIA GPUs, else RAPL, else a labelled estimate.
+
+A source returns cumulative counters in joules (one per device) and instantaneous samples; the
+meter turns them into windows. No source ever reports a silent zero: ``estimate`` says so in its
+name, and a run with no source at all says ``none``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from energy_bench.energy.nvml import Nvml, PowerSample
+from energy_bench.errors import EnergyUnavailable
+
+log = logging.getLogger(__name__)
+
+SourceName = Literal["nvml", "rapl", "estimate"]
+RAPL_ROOT = Path("/sys/class/powercap")
+# The CPU estimate: watts drawn per fully busy core. A coarse, documented assumption (a typical
+# server core under load), used only where no counter can be read, and always labelled.
+ESTIMATE_WATTS_PER_CORE = 10.0
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """One measured device as it appears in results."""
+
+    kind: Literal["gpu", "cpu"]
+    name: str
+    uuid: str | None = None
+    index: int | None = None
+    power_limit_w: float | None = None
+
+
+class EnergySource(Protocol):
+    """Cumulative energy counters and instantaneous samples for the run's devices."""
+
+    name: SourceName
+    devices: list[DeviceInfo]
+    counter_update_s: float
+
+    def read_j(self) -> list[float]: ...
+
+    def sample(self, *, with_energy: bool) -> list[PowerSample]: ...
+
+    def close(self) -> None: ...
+
+
+class NvmlSource:
+    """NVML's total-energy counter (updated about every 100 ms) for the given GPUs."""
+
+    name: SourceName = "nvml"
+    counter_update_s = 0.1
+
+    def __init__(self, uuids: Sequence[str]) -> None:
+        self._nvml = Nvml(uuids)
+        self.devices = [
+            DeviceInfo("gpu", g.name, g.uuid, g.index, g.power_limit_w) for g in self._nvml.gpus
+        ]
+        self.read_j()  # fails now, not mid-run, on GPUs without the counter
+
+    def read_j(self) -> list[float]:
+        return self._nvml.energy_j()
+
+    def sample(self, *, with_energy: bool) -> list[PowerSample]:
+        return self._nvml.samples(with_energy=with_energy)
+
+    def driver(self) -> dict[str, str]:
+        return self._nvml.driver()
+
+    def close(self) -> None:
+        self._nvml.close()
+
+
+class _DerivedPower:
+    """Instantaneous power as the slope of a counter between two samples."""
+
+    def __init__(self) -> None:
+        self._last: tuple[float, list[float]] | None = None
+
+    def samples(self, energies: list[float]) -> list[PowerSample]:
+        now = time.monotonic()
+        last, self._last = self._last, (now, energies)
+        if last is None or now <= last[0]:
+            powers = [0.0] * len(energies)
+        else:
+            powers = [
+                max(e - p, 0.0) / (now - last[0]) for e, p in zip(energies, last[1], strict=True)
+            ]
+        return [PowerSample(p, None, None, e) for p, e in zip(powers, energies, strict=True)]
+
+
+class RaplSource:
+    """Intel/AMD RAPL package counters (``/sys/class/powercap``), with wrap-around handled."""
+
+    name: SourceName = "rapl"
+    counter_update_s = 0.001
+
+    def __init__(self, root: Path = RAPL_ROOT) -> None:
+        zones = sorted(
+            p for p in root.glob("intel-rapl:*") if ":" in p.name and p.name.count(":") == 1
+        )
+        if not zones:
+            raise EnergyUnavailable(f"no RAPL package zones under {root}")
+        self._zones = zones
+        self._max = [int((z / "max_energy_range_uj").read_text()) for z in zones]
+        try:
+            self._last = [self._raw(z) for z in zones]
+        except OSError as exc:
+            raise EnergyUnavailable(f"RAPL counters not readable: {exc}") from exc
+        self._total = [0.0] * len(zones)
+        self.devices = [DeviceInfo("cpu", (z / "name").read_text().strip()) for z in zones]
+        self._power = _DerivedPower()
+
+    @staticmethod
+    def _raw(zone: Path) -> int:
+        return int((zone / "energy_uj").read_text())
+
+    def read_j(self) -> list[float]:
+        for i, zone in enumerate(self._zones):
+            raw = self._raw(zone)
+            delta = raw - self._last[i]
+            if delta < 0:  # the counter wrapped
+                delta += self._max[i]
+            self._last[i] = raw
+            self._total[i] += delta / 1e6
+        return list(self._total)
+
+    def sample(self, *, with_energy: bool) -> list[PowerSample]:
+        return self._power.samples(self.read_j())
+
+    def close(self) -> None:
+        pass
+
+
+class EstimateSource:
+    """Not a measurement: process CPU time x an assumed power per busy core."""
+
+    name: SourceName = "estimate"
+    counter_update_s = 0.01
+
+    def __init__(self, watts_per_core: float = ESTIMATE_WATTS_PER_CORE) -> None:
+        self.watts_per_core = watts_per_core
+        self.devices = [DeviceInfo("cpu", f"cpu estimate ({watts_per_core:g} W per busy core)")]
+        self._power = _DerivedPower()
+
+    def read_j(self) -> list[float]:
+        return [time.process_time() * self.watts_per_core]
+
+    def sample(self, *, with_energy: bool) -> list[PowerSample]:
+        return self._power.samples(self.read_j())
+
+    def close(self) -> None:
+        pass
+
+
+def open_source(gpu_uuids: Sequence[str]) -> EnergySource:
+    """NVML for the given GPUs; with no GPUs, RAPL where readable, else the labelled estimate."""
+    if gpu_uuids:
+        return NvmlSource(gpu_uuids)
+    if os.access(RAPL_ROOT, os.R_OK):
+        try:
+            return RaplSource()
+        except (EnergyUnavailable, OSError) as exc:
+            log.info("RAPL not usable (%s); falling back to the CPU-time estimate", exc)
+    log.warning(
+        "no GPU and no RAPL counter: energy is an ESTIMATE (CPU time x %g W per busy core)",
+        ESTIMATE_WATTS_PER_CORE,
+    )
+    return EstimateSource()

@@ -1,0 +1,174 @@
+"""Turn a run's measurements into the published figures (``benchmark_report.json``).
+
+Per-run figures are per measured pass over all prompts; with several repeats they are the mean
+over passes, and the spread (std, CV) is reported beside them.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from typing import Any
+
+from energy_bench import __version__, contract
+from energy_bench.benchmark import PassResult, RunData
+from energy_bench.energy.meter import Measurement, spread
+
+J_PER_WH = 3600.0
+
+
+def _pass_figures(p: PassResult, idle_power_w: float | None) -> dict[str, Any]:
+    m = p.measurement
+    ok = [r for r in p.records if r.ok]
+    prompt_tokens = sum(r.prompt_tokens for r in ok)
+    completion_tokens = sum(r.completion_tokens for r in ok)
+    tokens = prompt_tokens + completion_tokens
+    latency = sum(r.latency_s for r in ok)
+    ttft = [r.ttft_s for r in ok if r.ttft_s is not None]
+    prefill_share = min(sum(ttft) / latency, 1.0) if latency > 0 and ttft else 0.0
+    above_idle = m.energy_j - idle_power_w * m.duration_s if idle_power_w is not None else None
+    return {
+        "repeat": int(m.name.split("_")[-1]),
+        "duration_s": m.duration_s,
+        "energy_j": m.energy_j,
+        "energy_wh": m.energy_wh,
+        "energy_above_idle_j": above_idle,
+        "average_power_w": m.average_power_w,
+        "device_energy_j": list(m.device_energy_j),
+        "prompts": len(p.records),
+        "successful_prompts": len(ok),
+        "failed_prompts": len(p.records) - len(ok),
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "tokens_per_s": completion_tokens / m.duration_s if m.duration_s > 0 else 0.0,
+        "tokens_per_joule": tokens / m.energy_j if m.energy_j > 0 else None,
+        "prefill_j": m.energy_j * prefill_share,
+        "decode_j": m.energy_j * (1.0 - prefill_share),
+        "avg_latency_s": statistics.fmean(r.latency_s for r in ok) if ok else None,
+        "avg_ttft_s": statistics.fmean(ttft) if ttft else None,
+        "short_window": m.short_window,
+        "counter_reset": m.counter_reset,
+        "trace_energy_j": m.trace_energy_j,
+        "trace_deviation": m.trace_deviation,
+        "trace_mismatch": m.trace_mismatch,
+    }
+
+
+def _mean(passes: list[dict[str, Any]], key: str) -> Any:
+    values = [p[key] for p in passes if p[key] is not None]
+    return statistics.fmean(values) if values else None
+
+
+def _window(m: Measurement | None) -> dict[str, object] | None:
+    return m.to_dict() if m is not None else None
+
+
+def build_report(data: RunData) -> dict[str, Any]:
+    """The full report as a JSON-ready dict."""
+    cfg = data.config
+    idle_w = data.idle.average_power_w if data.idle is not None else None
+    passes = [_pass_figures(p, idle_w) for p in data.passes]
+    energy_j = _mean(passes, "energy_j") or 0.0
+    successful = min((p["successful_prompts"] for p in passes), default=0)
+    total_prompts = len(data.prompts.texts)
+    prompt_tokens = round(_mean(passes, "prompt_tokens") or 0)
+    completion_tokens = round(_mean(passes, "completion_tokens") or 0)
+    energy_wh = energy_j / J_PER_WH
+    e_mean, e_std, e_cv = spread([p["energy_j"] for p in passes])
+    duration = _mean(passes, "duration_s") or 0.0
+    carbon = cfg.energy.carbon_intensity_g_per_kwh
+    source = data.source.name
+    summary = {
+        "total_prompts": total_prompts,
+        "successful_prompts": successful,
+        "failed_prompts": total_prompts - successful,
+        "total_duration_seconds": duration,
+        "avg_total_time": _mean(passes, "avg_latency_s"),
+        "avg_time_to_first_token": _mean(passes, "avg_ttft_s"),
+        "total_tokens": prompt_tokens + completion_tokens,
+        "total_prompt_tokens": prompt_tokens,
+        "total_completion_tokens": completion_tokens,
+        # AI Energy Score's meaning: prompt and completion tokens per second of the pass.
+        "throughput_tokens_per_second": (prompt_tokens + completion_tokens) / duration
+        if duration
+        else 0.0,
+        "output_tokens_per_second": completion_tokens / duration if duration else 0.0,
+        "prompt_source": data.prompts.source,
+        "prompts_requested": data.prompts.requested,
+        "repeats": len(passes),
+        "batch_size": cfg.scenario.batch_size,
+        "max_new_tokens": cfg.scenario.max_new_tokens,
+        "min_new_tokens": cfg.scenario.min_new_tokens,
+        "warmup": "full pass" if cfg.scenario.warmup_pass else f"{len(data.warmups)} batches",
+        "run_wall_seconds": data.wall_s,
+    }
+    idle_energy = idle_w * duration if idle_w is not None else None
+    energy = {
+        "energy_source": source,
+        "estimated": source == "estimate",
+        "devices": [d.__dict__ for d in data.source.devices],
+        "gpu_energy_wh": energy_wh,
+        "gpu_energy_j": energy_j,
+        "energy_above_idle_wh": (energy_j - idle_energy) / J_PER_WH
+        if idle_energy is not None
+        else None,
+        "idle_power_w": idle_w,
+        "average_power_w": energy_j / duration if duration else None,
+        "wh_per_1000_queries": energy_wh / successful * 1000 if successful else None,
+        "avg_energy_per_prompt_wh": energy_wh / successful if successful else None,
+        "tokens_per_joule": (prompt_tokens + completion_tokens) / energy_j if energy_j else None,
+        "completion_tokens_per_joule": completion_tokens / energy_j if energy_j else None,
+        "co2_emissions_g": energy_wh / 1000 * carbon,
+        "carbon_intensity_g_per_kwh": carbon,
+        "repeat_energy_mean_j": e_mean,
+        "repeat_energy_std_j": e_std,
+        "repeat_energy_cv": e_cv,
+        "preprocess_wh": data.preprocess.energy_wh if data.preprocess else 0.0,
+        "prefill_wh": (_mean(passes, "prefill_j") or 0.0) / J_PER_WH,
+        "decode_wh": (_mean(passes, "decode_j") or 0.0) / J_PER_WH,
+        "prefill_decode_split": "time share: each pass's energy split by sum(TTFT) / sum(latency)",
+        "flags": {
+            "short_window": any(p["short_window"] for p in passes),
+            "counter_reset": any(p["counter_reset"] for p in passes),
+            "trace_mismatch": any(p["trace_mismatch"] for p in passes),
+        },
+        "trace_deviation_max": max(
+            (abs(p["trace_deviation"]) for p in passes if p["trace_deviation"] is not None),
+            default=None,
+        ),
+        "sample_hz": cfg.energy.sample_hz,
+        "trace_samples": len(data.trace),
+        "sampler_cpu_seconds": data.sampler_cpu_s,
+        "sampler_wall_seconds": data.sampler_wall_s,
+        "sampler_cpu_share": data.sampler_cpu_s / data.sampler_wall_s
+        if data.sampler_wall_s
+        else None,
+        "idle_baseline": _window(data.idle),
+        "preprocess_window": _window(data.preprocess),
+        "warmup_windows": [w.to_dict() for w in data.warmups],
+        "repeats": passes,
+    }
+    provenance: dict[str, Any] = {
+        "benchmark_version": __version__,
+        "image_tag": os.environ.get(contract.IMAGE_TAG_ENV),
+        "python_version": platform.python_version(),
+        "config_hash": cfg.config_hash,
+        "seed": cfg.scenario.seed,
+        **data.provenance,
+    }
+    applied = data.backend.applied_reasoning
+    return {
+        "schema_version": contract.SCHEMA_VERSION,
+        "status": contract.STATUS_OK,
+        "error": None,
+        "started_at": data.started_at,
+        "config_name": cfg.name,
+        "config": cfg.raw,
+        "model": cfg.backend.model,
+        "summary": summary,
+        "energy": energy,
+        "reasoning": applied.to_dict() if applied else None,
+        "reasoning_control": applied.applied_control if applied else "none",
+        "provenance": provenance,
+    }

@@ -1,0 +1,84 @@
+"""What the sweep and the single-run command share.
+
+Their options, the Hugging Face cache they mount, and the warning about a missing token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from orchestrator import DEFAULT_IMAGE
+from orchestrator.execution.runners.base import Runner
+from orchestrator.planning.plan import RunPlan
+
+log = logging.getLogger(__name__)
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """The options of both the sweep and ``run``."""
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("batch_results"),
+        help="where results, logs and master_results.csv go (./batch_results)",
+    )
+    parser.add_argument(
+        "--runner",
+        choices=("auto", "docker", "local"),
+        default="auto",
+        help="docker, local subprocess, or auto (docker when it can run)",
+    )
+    parser.add_argument("--image", default=DEFAULT_IMAGE, help=f"benchmark image ({DEFAULT_IMAGE})")
+    parser.add_argument(
+        "-n",
+        "--num-prompts",
+        type=int,
+        default=None,
+        help="prompts per run (default: every prompt of the dataset)",
+    )
+    parser.add_argument(
+        "--prompts-file",
+        type=Path,
+        default=None,
+        help="a local .csv/.jsonl/.txt prompt file instead of the Hub dataset",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop a run after this long (default: no limit)",
+    )
+    parser.add_argument(
+        "--gpus", default=None, help="GPUs to use: indices or UUIDs, comma-separated"
+    )
+    parser.add_argument(
+        "--hf-cache",
+        type=Path,
+        default=None,
+        help="Hugging Face cache mounted into containers (default: the Hub's)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and the summary only")
+
+
+def hf_cache_for(runner: Runner, wanted: Path | None) -> Path | None:
+    """The cache to mount: the one asked for, else the Hub's own for containers."""
+    if wanted is not None or runner.name != "docker":
+        return wanted
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HOME)
+
+
+def warn_without_token(plans: list[RunPlan], token_found: bool) -> None:
+    """Gated models fail with 401/403 without a token: say so before anything runs."""
+    hub = [p.config.model_id for p in plans if not Path(p.config.model_id).is_absolute()]
+    if hub and not token_found:
+        log.warning(
+            "no Hugging Face token (HF_TOKEN, .env or the Hub's token file): gated models "
+            "among %s will fail with 401/403",
+            ", ".join(sorted(set(hub))[:5]),
+        )

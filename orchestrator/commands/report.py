@@ -1,0 +1,38 @@
+"""``batch_runner.py report``: the report of a sweep's output folder."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batch_runner.py report",
+        description="Star ratings, leaderboard.csv/.html, energy labels and the submission "
+        "archive for a sweep's output folder.",
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("batch_results"),
+        help="the sweep's output folder (./batch_results)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="report folder (<output-dir>/report)"
+    )
+    return parser
+
+
+def report_cli(argv: Sequence[str]) -> int:
+    """Entry point of ``batch_runner.py report``."""
+    from orchestrator.reports.build import make_report  # matplotlib loads only when reporting
+
+    args = _parser().parse_args(argv)
+    files = make_report(args.output_dir.resolve(), args.out.resolve() if args.out else None)
+    print(
+        f"leaderboard: {files.layout.leaderboard_html}\nlabels: {len(files.labels) // 2} "
+        f"in {files.layout.labels}\narchive: {files.layout.archive}"
+    )
+    return 0

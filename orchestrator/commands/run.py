@@ -1,0 +1,95 @@
+"""``batch_runner.py run``: one model, one run, the same per-run folder as a sweep."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+
+from energy_bench import contract
+from orchestrator.commands.common import add_common_options, hf_cache_for, warn_without_token
+from orchestrator.commands.logs import setup_logging
+from orchestrator.errors import RunnerError
+from orchestrator.execution.execute import ExecOptions, execute
+from orchestrator.execution.gpus import inventory, select
+from orchestrator.execution.runners.choice import make_runner
+from orchestrator.models.csv_reader import single_config
+from orchestrator.planning.plan import PlanOptions, plan_runs
+from orchestrator.secrets import find_hf_token
+from orchestrator.store.master import rebuild_master
+from orchestrator.store.paths import OutputLayout
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batch_runner.py run",
+        description="Run one model once (a debug run); writes the same per-run folder as a sweep.",
+    )
+    parser.add_argument("--model", required=True, help="Hub id, Hub URL or local folder")
+    parser.add_argument("--reasoning-state", default="Off", help="On, Off, 'On (High)', ... (Off)")
+    parser.add_argument("--class", dest="model_class", default="A", help="A, B or C (A)")
+    parser.add_argument("--config-name", default=contract.CONFIG_NAME, help=argparse.SUPPRESS)
+    add_common_options(parser)
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="benchmark overrides, e.g. backend.no_weights=True",
+    )
+    return parser
+
+
+def run_cli(argv: Sequence[str]) -> int:
+    """Entry point of ``batch_runner.py run``: 0 on success, 1 on a failed run."""
+    args = _parser().parse_args(argv)
+    setup_logging(args.verbose, args.quiet)
+    config = single_config(
+        args.model, reasoning_state=args.reasoning_state, model_class=args.model_class
+    )
+    runner = make_runner(args.runner, args.image)
+    software_id = runner.software_id(args.image)
+    options = PlanOptions(
+        image=args.image,
+        software_id=software_id,
+        num_prompts=args.num_prompts,
+        prompts_file=args.prompts_file.resolve() if args.prompts_file else None,
+        extra_overrides=tuple(args.overrides),
+    )
+    (plan,) = plan_runs([config], options)
+    if plan.skip_reason:
+        raise RunnerError(plan.skip_reason)
+    token = find_hf_token()
+    warn_without_token([plan], token is not None)
+    gpus = select(inventory(), args.gpus)
+    if gpus and len(gpus) < plan.gpus_needed:
+        raise RunnerError(f"{plan.name} needs {plan.gpus_needed} free GPUs; {len(gpus)} are free")
+    uuids = tuple(g.uuid for g in gpus[: plan.gpus_needed])
+    layout = OutputLayout(args.output_dir.resolve())
+    log.info(
+        "%s: %s runner, %s, run id %s",
+        plan.name,
+        runner.name,
+        ", ".join(uuids) or "no GPU (CPU)",
+        plan.run_id,
+    )
+    record = execute(
+        plan,
+        runner=runner,
+        options=ExecOptions(
+            out_dir=layout.root,
+            image=args.image,
+            software_id=software_id,
+            timeout_s=args.timeout,
+            hf_cache_dir=hf_cache_for(runner, args.hf_cache),
+        ),
+        gpu_uuids=uuids,
+        token=token.value if token else None,
+    )
+    master = rebuild_master(layout.root)
+    if record.status == "ok":
+        print(f"ok: {plan.name} -> {layout.run_dir(plan.name)} (log {record.log_path}); {master}")
+        return 0
+    print(f"failed: {plan.name}: {record.error_message} (log {layout.root / record.log_path})")
+    return 1

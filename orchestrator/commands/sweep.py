@@ -1,0 +1,169 @@
+"""``python batch_runner.py [options]``: a sweep over the models CSV."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from orchestrator.commands.common import add_common_options, hf_cache_for, warn_without_token
+from orchestrator.commands.logs import add_debug_log, setup_logging
+from orchestrator.commands.progress import make_progress
+from orchestrator.commands.tables import print_plan, print_summary
+from orchestrator.errors import EXIT_FAILED_RUNS, RunnerError
+from orchestrator.execution.execute import ExecOptions
+from orchestrator.execution.gpus import inventory, select
+from orchestrator.execution.runners.choice import make_runner
+from orchestrator.execution.scheduler import Slot, cpu_slots, gpu_slots, run_sweep
+from orchestrator.models.csv_reader import read_models_csv
+from orchestrator.models.filters import filter_configs
+from orchestrator.planning.plan import CLASS_C_DEFAULT_GPUS, PlanOptions, plan_runs
+from orchestrator.secrets import find_hf_token
+from orchestrator.store.lock import output_lock
+
+log = logging.getLogger(__name__)
+ENV_PREFIX = "AI_ENERGY_SCORE_"
+ENV_SETTINGS = ("csv", "output_dir", "runner", "image", "gpus", "timeout", "retries",
+                "max_parallel", "num_prompts", "class_c_gpus")  # fmt: skip
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batch_runner.py",
+        description="Run the AI Energy Score benchmark for every (filtered) row of a models CSV. "
+        "Subcommands: `run` (one model), `report`, `build-image`. Settings may also come from "
+        f"{ENV_PREFIX}<OPTION> variables or a .env file (e.g. {ENV_PREFIX}OUTPUT_DIR).",
+    )
+    parser.add_argument("--csv", type=Path, default=Path("models.csv"), help="models CSV")
+    parser.add_argument("--backend", default="pytorch", help="inference backend (pytorch)")
+    parser.add_argument("--endpoint", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--model-name", help="case-insensitive substring of the model id")
+    parser.add_argument("--class", dest="model_class", help="A, B or C")
+    parser.add_argument("--reasoning-state", help="substring: On, Off, High, ...")
+    parser.add_argument("--task", help="text_gen or image_gen")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    parser.add_argument(
+        "--no-report",
+        action="store_true",
+        help="skip the leaderboard, labels and archive at the end",
+    )
+    parser.add_argument("--force", action="store_true", help="rerun runs that already completed")
+    parser.add_argument(
+        "--retries", type=int, default=1, help="extra attempts for transient failures (1)"
+    )
+    parser.add_argument(
+        "--max-parallel",
+        type=int,
+        default=None,
+        help="at most this many runs at once (default: one per free slot)",
+    )
+    parser.add_argument(
+        "--class-c-gpus",
+        type=int,
+        default=CLASS_C_DEFAULT_GPUS,
+        help=f"GPUs for a class C run ({CLASS_C_DEFAULT_GPUS})",
+    )
+    add_common_options(parser)
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="benchmark overrides applied to every run"
+    )
+    return parser
+
+
+def _env_defaults() -> dict[str, str]:
+    from dotenv import dotenv_values
+
+    values = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+    values.update(os.environ)
+    return {
+        name: values[ENV_PREFIX + name.upper()]
+        for name in ENV_SETTINGS
+        if values.get(ENV_PREFIX + name.upper())
+    }
+
+
+def _slots(args: argparse.Namespace) -> list[Slot]:
+    gpus = select(inventory(), args.gpus)
+    if gpus:
+        return gpu_slots([g.uuid for g in gpus])
+    if args.gpus:
+        raise RunnerError(f"--gpus {args.gpus}: no usable GPU")
+    return cpu_slots(args.max_parallel or 1)
+
+
+def sweep_cli(argv: Sequence[str]) -> int:
+    """Entry point of a sweep: parse, validate everything, then plan (``--dry-run``) or run."""
+    parser = _parser()
+    parser.set_defaults(**_env_defaults())
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose, args.quiet)
+    if args.backend != "pytorch":
+        raise RunnerError(f"--backend {args.backend}: only pytorch is supported")
+    if args.endpoint:
+        raise RunnerError("--endpoint: benchmarking a running server is not supported")
+    configs = read_models_csv(args.csv)  # the whole file is validated before anything runs
+    selected = filter_configs(
+        configs,
+        model_name=args.model_name,
+        model_class=args.model_class,
+        reasoning_state=args.reasoning_state,
+        task=args.task,
+    )
+    if not selected:
+        raise RunnerError(f"{args.csv}: no row matches the filters")
+    args.output_dir = args.output_dir.resolve()
+    slots = _slots(args)
+    runner = make_runner(args.runner, args.image)
+    software_id = runner.software_id(args.image)
+    options = PlanOptions(
+        image=args.image, software_id=software_id, num_prompts=args.num_prompts,
+        prompts_file=args.prompts_file.resolve() if args.prompts_file else None,
+        extra_overrides=tuple(args.overrides), class_c_gpus=args.class_c_gpus,
+    )  # fmt: skip
+    plans = plan_runs(selected, options)
+    console = Console(stderr=False)
+    if args.dry_run:
+        print_plan(console, plans, args, slots, runner.name)
+        return 0
+    token = find_hf_token()
+    warn_without_token(plans, token is not None)
+    with output_lock(args.output_dir):
+        add_debug_log(args.output_dir)
+        log.info(
+            "%d of %d rows selected; runner %s; slots %s",
+            len(selected),
+            len(configs),
+            runner.name,
+            ", ".join(s.label for s in slots),
+        )
+        result = run_sweep(
+            plans,
+            runner=runner,
+            options=ExecOptions(
+                out_dir=args.output_dir,
+                image=args.image,
+                software_id=software_id,
+                timeout_s=args.timeout,
+                retries=args.retries,
+                hf_cache_dir=hf_cache_for(runner, args.hf_cache),
+            ),
+            slots=slots,
+            progress=make_progress(console, args.quiet),
+            force=args.force,
+            token=token.value if token else None,
+            max_parallel=args.max_parallel,
+        )
+    print_summary(console, result, args.output_dir)
+    if not args.no_report:
+        from orchestrator.reports.build import make_report  # matplotlib loads only here
+
+        try:
+            files = make_report(args.output_dir)
+            console.print(f"report: {files.layout.leaderboard_html}")
+        except Exception as exc:  # a report problem never hides the sweep's own result
+            log.warning("report not made: %s", exc, exc_info=args.verbose)
+    return EXIT_FAILED_RUNS if result.failed else 0

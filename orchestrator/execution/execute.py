@@ -1,0 +1,168 @@
+"""Carry out one planned run: prepare its folders, launch it (with retries), record the outcome."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_attempt, wait_exponential
+
+from energy_bench import contract
+from orchestrator.execution.runners.base import Runner
+from orchestrator.execution.spec import TRANSIENT, Cause, RunOutcome, RunSpec
+from orchestrator.planning.plan import RunPlan
+from orchestrator.store.paths import OutputLayout
+from orchestrator.store.records import RunRecord, save_record
+
+log = logging.getLogger(__name__)
+
+# Host settings that runs inherit (offline mode, a Hub mirror); never a secret.
+PASSTHROUGH_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", "HF_HUB_ETAG_TIMEOUT")
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    """How every run of a sweep is launched."""
+
+    out_dir: Path
+    image: str
+    software_id: str = ""
+    timeout_s: float | None = None
+    retries: int = 0
+    hf_cache_dir: Path | None = None
+    retry_wait_s: float = 5.0
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _base_record(plan: RunPlan, runner: str, options: ExecOptions, status: str) -> RunRecord:
+    c = plan.config
+    return RunRecord(
+        run_id=plan.run_id,
+        name=plan.name,
+        model_id=c.model_id,
+        model_class=c.model_class.value if c.model_class else "",
+        task=c.task.value,
+        reasoning_state=c.reasoning_state.value,
+        status=status,  # type: ignore[arg-type]
+        runner=runner,
+        image=options.image if runner == "docker" else "",
+        software_id=options.software_id,
+        overrides=plan.overrides,
+    )
+
+
+def skipped_record(plan: RunPlan, options: ExecOptions, reason: str) -> RunRecord:
+    """The record of a planned run that was not launched."""
+    return replace(
+        _base_record(plan, "", options, "skipped"), cause="skipped", error_message=reason
+    )
+
+
+def execute(
+    plan: RunPlan,
+    *,
+    runner: Runner,
+    options: ExecOptions,
+    gpu_uuids: tuple[str, ...] = (),
+    token: str | None = None,
+    stop: threading.Event | None = None,
+) -> RunRecord:
+    """Launch ``plan`` and return (and save) its record. Raises only on KeyboardInterrupt.
+
+    ``stop`` set (a sweep being interrupted) turns a failed launch into ``interrupted`` and
+    prevents further attempts.
+    """
+    stopping = stop or threading.Event()
+    layout = OutputLayout(options.out_dir)
+    folder = layout.run_dir(plan.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in contract.RESULT_FILES:  # nothing stale from an earlier attempt may pass for this
+        layout.result(plan.name, name).unlink(missing_ok=True)
+    log_path = layout.run_log(plan.name, datetime.now(UTC))
+    spec = RunSpec(
+        run_id=plan.run_id,
+        overrides=plan.overrides,
+        output_dir=options.out_dir,
+        results_dir=folder,
+        log_path=log_path,
+        gpu_uuids=gpu_uuids,
+        timeout_s=options.timeout_s,
+        image=options.image,
+        hf_cache_dir=options.hf_cache_dir,
+        read_only_paths=plan.read_only_paths,
+        env={k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ},
+    )
+    started = now_iso()
+    record = replace(
+        _base_record(plan, runner.name, options, "running"),
+        gpu_uuids=gpu_uuids,
+        started_at=started,
+        log_path=layout.relative(log_path),
+    )
+    save_record(folder, record)
+    attempts = 0
+    duration = 0.0
+
+    def attempt() -> RunOutcome:
+        nonlocal attempts, duration
+        attempts += 1
+        if attempts > 1:
+            log.warning("%s: attempt %d of %d", plan.name, attempts, options.retries + 1)
+        outcome = runner.run(spec, token=token)
+        duration += outcome.duration_s
+        return outcome
+
+    try:
+        outcome = Retrying(
+            retry=retry_if_result(lambda o: o.cause in TRANSIENT and not stopping.is_set()),
+            stop=stop_after_attempt(options.retries + 1),
+            wait=wait_exponential(multiplier=options.retry_wait_s, max=60),
+            reraise=True,
+        )(attempt)
+    except RetryError as exc:  # only when the last attempt was transient too
+        outcome = exc.last_attempt.result()
+    except KeyboardInterrupt:
+        save_record(
+            folder,
+            replace(
+                record,
+                status="interrupted",
+                cause=Cause.INTERRUPTED.value,
+                error_message="interrupted (Ctrl-C)",
+                finished_at=now_iso(),
+                attempts=attempts,
+                duration_s=duration,
+            ),
+        )
+        raise
+    if stopping.is_set() and not outcome.ok:
+        outcome = RunOutcome(
+            Cause.INTERRUPTED,
+            outcome.exit_code,
+            outcome.duration_s,
+            "interrupted (Ctrl-C): stopped",
+        )
+    status = (
+        "ok" if outcome.ok else "interrupted" if outcome.cause is Cause.INTERRUPTED else "failed"
+    )
+    message = "" if outcome.ok else f"{outcome.cause.value}: {outcome.message}".strip()
+    final = replace(
+        record,
+        status=status,  # type: ignore[arg-type]
+        cause=outcome.cause.value,
+        error_message=message,
+        attempts=attempts,
+        exit_code=outcome.exit_code,
+        finished_at=now_iso(),
+        duration_s=duration,
+    )
+    save_record(folder, final)
+    return final

@@ -1,0 +1,38 @@
+"""Choose a runner: ``docker``, ``local``, or ``auto`` (docker when it can run, else local)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from orchestrator.errors import RunnerError
+from orchestrator.execution.runners.base import Runner
+from orchestrator.execution.runners.local import LocalRunner
+
+log = logging.getLogger(__name__)
+
+RunnerName = Literal["auto", "docker", "local"]
+
+
+def make_runner(name: RunnerName, image: str) -> Runner:
+    """The runner for ``name``. ``auto`` takes docker when an engine answers and has the image."""
+    from orchestrator.execution.runners.docker import DockerRunner, engine_answers
+
+    if name == "local":
+        return LocalRunner()
+    if name == "docker":
+        if not engine_answers():
+            raise RunnerError("--runner docker: no Docker engine answers (is dockerd running?)")
+        return DockerRunner()
+    if not engine_answers():
+        log.info("runner auto: no Docker engine answers; running locally")
+        return LocalRunner()
+    from orchestrator.execution.runners.image import image_exists
+
+    if not image_exists(image):
+        log.warning(
+            "runner auto: image %s not built (python batch_runner.py build-image); running locally",
+            image,
+        )
+        return LocalRunner()
+    return DockerRunner()

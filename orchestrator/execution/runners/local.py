@@ -1,0 +1,170 @@
+"""The ``local`` runner: the benchmark package as a subprocess, for hosts without Docker.
+
+Same contract as the docker runner: the same single-run command, output streamed into the log,
+a timeout that terminates then kills, the process (group) gone on every path, Ctrl-C included.
+The benchmark runs with this interpreter, where the project is installed (``pip install -e .``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from importlib import metadata
+from pathlib import Path
+
+from energy_bench import contract
+from orchestrator.execution.runners.base import LogPump
+from orchestrator.execution.spec import Cause, RunOutcome, RunSpec, classify_exit
+from orchestrator.secrets import Redactor
+
+GRACE_S = 10.0
+
+
+class LocalRunner:
+    """Runs ``python -m energy_bench`` with this interpreter (or the one given)."""
+
+    name = "local"
+
+    def __init__(self, python: str = sys.executable) -> None:
+        self.python = python
+        self._active: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+
+    def cancel(self) -> None:
+        with self._lock:
+            active = list(self._active)
+        for proc in active:
+            _stop(proc, grace_s=2.0)
+
+    def software_id(self, image: str) -> str:
+        """The benchmark package's files and the versions of the libraries it runs on."""
+        return f"local {package_digest()}"
+
+    def remove_leftovers(self, out_dir: Path) -> int:
+        """Nothing is tracked to remove.
+
+        The sweep stops its processes on Ctrl-C and on errors, but a process whose sweep was
+        killed outright is not found again.
+        """
+        return 0
+
+    def command(self, spec: RunSpec) -> list[str]:
+        """The argument vector (holds no secret)."""
+        return [
+            self.python,
+            "-m",
+            "energy_bench",
+            "--results-dir",
+            str(spec.results_dir),
+            *spec.overrides,
+        ]
+
+    def _environment(self, spec: RunSpec, token: str | None) -> dict[str, str]:
+        env = {
+            k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+        }
+        env.update(spec.env)
+        env["PYTHONUNBUFFERED"] = "1"
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.gpu_uuids)
+        if spec.hf_cache_dir is not None:
+            env["HF_HOME"] = str(spec.hf_cache_dir)
+        if token:
+            env["HF_TOKEN"] = token
+        return env
+
+    def run(self, spec: RunSpec, *, token: str | None = None) -> RunOutcome:
+        spec.results_dir.mkdir(parents=True, exist_ok=True)
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        start = time.monotonic()
+        with spec.log_path.open("ab") as log:
+            pump = LogPump(log, Redactor(token))
+            try:
+                proc = subprocess.Popen(
+                    self.command(spec),
+                    env=self._environment(spec, token),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # our own group: Ctrl-C reaches us, we stop it
+                )
+            except OSError as exc:
+                return RunOutcome(
+                    Cause.RUNNER_ERROR, None, 0.0, f"cannot start {self.python}: {exc}"
+                )
+            with self._lock:
+                self._active.add(proc)
+            reader = threading.Thread(target=_copy, args=(proc, pump), daemon=True)
+            reader.start()
+            timed_out = False
+            try:
+                try:
+                    code = proc.wait(timeout=spec.timeout_s)
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+                    _stop(proc)
+                    code = proc.wait()
+            finally:
+                if proc.poll() is None:  # interrupted: never leave the benchmark behind
+                    _stop(proc)
+                with self._lock:
+                    self._active.discard(proc)
+                reader.join(timeout=5)
+                pump.close()
+        duration = time.monotonic() - start
+        if timed_out:
+            return RunOutcome(
+                Cause.TIMEOUT, code, duration, f"timed out after {spec.timeout_s:g} s; stopped"
+            )
+        outcome = classify_exit(_exit_status(code), pump.tail())
+        return RunOutcome(outcome.cause, outcome.exit_code, duration, outcome.message)
+
+
+def package_digest() -> str:
+    """A digest of the benchmark package (code, configs, prompts) and its libraries' versions.
+
+    The versions of torch and transformers come from their metadata: neither is imported.
+    """
+    root = Path(contract.__file__).resolve().parent
+    digest = hashlib.sha256()
+    files = [p for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
+    files += sorted((root.parent / "configs").glob("*.yaml"))  # beside it in a source tree
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    for package in ("torch", "transformers"):
+        try:
+            digest.update(f"{package} {metadata.version(package)}".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{package} missing".encode())
+    return digest.hexdigest()[:12]
+
+
+def _copy(proc: subprocess.Popen[bytes], pump: LogPump) -> None:
+    assert proc.stdout is not None
+    for chunk in iter(lambda: proc.stdout.read1(65536), b""):  # type: ignore[union-attr]
+        pump.feed(chunk)
+
+
+def _stop(proc: subprocess.Popen[bytes], grace_s: float = GRACE_S) -> None:
+    """SIGTERM to the process group, then SIGKILL after a grace period."""
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _exit_status(code: int) -> int:
+    """Popen's negative signal numbers as a shell would show them (SIGKILL -> 137)."""
+    return 128 - code if code < 0 else code

@@ -1,0 +1,114 @@
+"""What one run is (``RunSpec``) and how it ended (``RunOutcome``, ``Cause``).
+
+A finished benchmark process is classified from its exit status, one of the codes of
+``energy_bench.contract``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from energy_bench.contract import ExitCode, parse_error_line
+
+
+class Cause(StrEnum):
+    """Why a run ended; drives retries and the ``error_message`` column."""
+
+    OK = "ok"
+    TIMEOUT = "timeout"
+    KILLED = "killed"
+    OUT_OF_MEMORY = "out_of_memory"
+    IMAGE_MISSING = "image_missing"
+    GATED_MODEL = "gated_model"
+    MODEL_NOT_FOUND = "model_not_found"
+    MODEL_LOAD_ERROR = "model_load_error"
+    CONFIG_ERROR = "config_error"
+    ABORTED = "aborted"
+    NO_ENERGY_SOURCE = "no_energy_source"
+    INTERRUPTED = "interrupted"
+    RUNNER_ERROR = "runner_error"
+    FAILED = "failed"
+
+
+TRANSIENT = frozenset({Cause.RUNNER_ERROR, Cause.KILLED})
+"""Causes worth a retry; OOM, gated or missing models and bad configs never are."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a runner needs to launch one benchmark run.
+
+    ``overrides`` are the benchmark's ``key=value`` arguments, with host paths. ``output_dir`` is
+    the sweep's output folder that the run belongs to (runners label what they start with it).
+    ``read_only_paths`` are host files or folders the run reads (a local model, a prompts file);
+    the docker runner mounts them read-only at the same path.
+    """
+
+    run_id: str
+    overrides: tuple[str, ...]
+    output_dir: Path
+    results_dir: Path
+    log_path: Path
+    gpu_uuids: tuple[str, ...] = ()
+    timeout_s: float | None = None
+    image: str = ""
+    hf_cache_dir: Path | None = None
+    read_only_paths: tuple[Path, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How one launch ended."""
+
+    cause: Cause
+    exit_code: int | None
+    duration_s: float
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.cause is Cause.OK
+
+
+EXIT_CAUSES: Mapping[ExitCode, Cause] = {
+    ExitCode.FAILED: Cause.FAILED,
+    ExitCode.CONFIG_ERROR: Cause.CONFIG_ERROR,
+    ExitCode.MODEL_LOAD_ERROR: Cause.MODEL_LOAD_ERROR,
+    ExitCode.OUT_OF_MEMORY: Cause.OUT_OF_MEMORY,
+    ExitCode.ABORTED: Cause.ABORTED,
+    ExitCode.NO_ENERGY_SOURCE: Cause.NO_ENERGY_SOURCE,
+    ExitCode.GATED_MODEL: Cause.GATED_MODEL,
+    ExitCode.MODEL_NOT_FOUND: Cause.MODEL_NOT_FOUND,
+    ExitCode.INTERRUPTED: Cause.INTERRUPTED,
+}
+"""Every failing exit status of the benchmark, and what it means to the sweep."""
+SIGKILL_STATUS = 137  # 128 + SIGKILL, as a shell and Docker report a killed process
+
+
+def classify_exit(exit_code: int, log_tail: str, *, oom_killed: bool = False) -> RunOutcome:
+    """The cause and a one-line message for a finished process (duration filled in later)."""
+    found = parse_error_line(log_tail)
+    detail = f"{found[0]}: {found[1]}" if found else _last_line(log_tail)
+    if exit_code == ExitCode.OK:
+        return RunOutcome(Cause.OK, 0, 0.0)
+    if oom_killed:
+        return RunOutcome(
+            Cause.OUT_OF_MEMORY, exit_code, 0.0, "killed by the kernel: out of host memory"
+        )
+    if exit_code == SIGKILL_STATUS:
+        detail = "killed (SIGKILL, exit 137)" + (f"; last output: {detail}" if detail else "")
+        return RunOutcome(Cause.KILLED, exit_code, 0.0, detail)
+    try:
+        cause = EXIT_CAUSES[ExitCode(exit_code)]
+    except (ValueError, KeyError):  # a status the benchmark never sets itself
+        cause = Cause.FAILED
+    return RunOutcome(cause, exit_code, 0.0, detail or f"exit status {exit_code}")
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""

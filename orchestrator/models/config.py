@@ -1,0 +1,170 @@
+"""The typed, immutable configuration of one row of the models CSV."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any, Literal
+
+from energy_bench.contract import Control
+
+
+class ModelClass(StrEnum):
+    """AI Energy Score size class: A fits one consumer GPU, B one cloud GPU, C needs several."""
+
+    A = "A"
+    B = "B"
+    C = "C"
+
+
+class Task(StrEnum):
+    """Benchmark task, spelt as in the AI Energy Score CSV."""
+
+    TEXT_GEN = "text_gen"
+    IMAGE_GEN = "image_gen"
+
+
+class ReasoningState(StrEnum):
+    """The CSV's Reasoning State column; ``NONE`` is an empty cell (image tasks)."""
+
+    ON = "On"
+    ON_HIGH = "On (High)"
+    ON_MEDIUM = "On (Medium)"
+    ON_LOW = "On (Low)"
+    OFF = "Off"
+    OFF_NA = "Off (N/A)"
+    NONE = ""
+
+    @property
+    def enabled(self) -> bool | None:
+        """True for the On states, False for the Off states, None for an empty cell."""
+        if self is ReasoningState.NONE:
+            return None
+        return self.value.startswith("On")
+
+    @property
+    def effort(self) -> Effort | None:
+        """The effort written in the state (``On (High)`` -> ``high``), if any."""
+        return _EFFORT_OF_STATE.get(self)
+
+
+Effort = Literal["high", "medium", "low"]
+
+_EFFORT_OF_STATE: dict[ReasoningState, Effort] = {
+    ReasoningState.ON_HIGH: "high",
+    ReasoningState.ON_MEDIUM: "medium",
+    ReasoningState.ON_LOW: "low",
+}
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class TokenBudgets:
+    """New-token budgets: exactly ``off_tokens`` off, up to ``on_max_tokens`` on; overridable."""
+
+    off_tokens: int = 10
+    on_max_tokens: int = 8192
+    on_min_tokens: int = 1
+
+    def __post_init__(self) -> None:
+        if self.off_tokens < 1 or self.on_min_tokens < 1:
+            raise ValueError("token budgets must be at least 1")
+        if self.on_max_tokens < self.on_min_tokens:
+            raise ValueError("on_max_tokens must not be below on_min_tokens")
+
+
+@dataclass(frozen=True)
+class ReasoningDirective:
+    """Exactly how the container must apply the requested reasoning state.
+
+    Resolved on the host from the CSV's Reasoning State and the model family, so that the
+    container never guesses from a model name. ``enabled`` is None where reasoning does not apply
+    (image tasks). ``note`` says, in words, any way in which the request cannot be honoured.
+    """
+
+    enabled: bool | None
+    control: Control
+    effort: Effort | None = None
+    chat_template_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    system_prompt: str | None = None
+    prompt_prefix: str | None = None
+    assistant_prefix: str | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "chat_template_kwargs", _frozen(self.chat_template_kwargs))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the form the listing and the container command line use)."""
+        return {
+            "enabled": self.enabled,
+            "effort": self.effort,
+            "control": self.control,
+            "chat_template_kwargs": dict(self.chat_template_kwargs),
+            "system_prompt": self.system_prompt,
+            "prompt_prefix": self.prompt_prefix,
+            "assistant_prefix": self.assistant_prefix,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One validated row of the models CSV with its resolved reasoning directive.
+
+    ``model_id`` is a Hub id (``org/name``) or a local folder path. ``max_new_tokens`` and
+    ``min_new_tokens`` are None for tasks that generate no tokens.
+    """
+
+    model_id: str
+    priority: int
+    model_class: ModelClass | None
+    task: Task
+    reasoning_state: ReasoningState
+    reasoning: ReasoningDirective
+    max_new_tokens: int | None
+    min_new_tokens: int | None
+    chat_template: str = ""
+    chat_template_params: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
+    line: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "chat_template_params", _frozen(self.chat_template_params))
+
+    @property
+    def use_harmony(self) -> bool:
+        """True where the prompt is rendered in OpenAI's Harmony format (gpt-oss)."""
+        return self.reasoning.control == "harmony"
+
+    @property
+    def reasoning_params(self) -> dict[str, Any]:
+        """The reasoning parameters as the AI Energy Score parser gives them (effort, if set)."""
+        return {"reasoning_effort": self.reasoning.effort} if self.reasoning.effort else {}
+
+    @property
+    def state_slug(self) -> str:
+        """The reasoning state as used in folder names: ``On (High)`` -> ``On_High``."""
+        words = self.reasoning_state.value.replace("(", " ").replace(")", " ").replace("/", "")
+        return "_".join(words.split()) or "NA"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; the schema of ``model_config_parser.py --json``."""
+        return {
+            "model_id": self.model_id,
+            "priority": self.priority,
+            "model_class": self.model_class.value if self.model_class else None,
+            "task": self.task.value,
+            "reasoning_state": self.reasoning_state.value,
+            "reasoning": self.reasoning.to_dict(),
+            "max_new_tokens": self.max_new_tokens,
+            "min_new_tokens": self.min_new_tokens,
+            "chat_template_params": dict(self.chat_template_params),
+            "source": self.source,
+            "line": self.line,
+        }

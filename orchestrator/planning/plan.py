@@ -1,0 +1,96 @@
+"""From typed configs to run plans: the benchmark's arguments, GPUs, folder names and run ids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.models.config import ModelClass, ModelConfig, Task
+from orchestrator.planning.identity import run_id, run_names
+
+CLASS_C_DEFAULT_GPUS = 2
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """Sweep-wide settings that shape every run's command.
+
+    ``software_id`` names the software that runs the benchmark (the runner's ``software_id``);
+    it is part of every run id.
+    """
+
+    image: str
+    software_id: str
+    num_prompts: int | None = None
+    prompts_file: Path | None = None
+    extra_overrides: tuple[str, ...] = ()
+    class_c_gpus: int = CLASS_C_DEFAULT_GPUS
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One planned run. ``skip_reason`` is set for rows this benchmark cannot run."""
+
+    config: ModelConfig
+    run_id: str
+    name: str
+    overrides: tuple[str, ...]
+    gpus_needed: int
+    read_only_paths: tuple[Path, ...]
+    skip_reason: str = ""
+
+
+def _bool(value: bool | None) -> str:
+    return "null" if value is None else str(value)
+
+
+def benchmark_overrides(config: ModelConfig, options: PlanOptions) -> tuple[str, ...]:
+    """The ``key=value`` arguments of the container benchmark for one config."""
+    d = config.reasoning
+    items = [
+        f"backend.model={config.model_id}",
+        f"scenario.reasoning={_bool(d.enabled)}",
+        f"scenario.reasoning_params.control={d.control}",
+    ]
+    if d.effort:
+        items.append(f"scenario.reasoning_params.reasoning_effort={d.effort}")
+    if config.max_new_tokens is not None:
+        items.append(f"scenario.generate_kwargs.max_new_tokens={config.max_new_tokens}")
+        items.append(f"scenario.generate_kwargs.min_new_tokens={config.min_new_tokens}")
+    if options.num_prompts is not None:
+        items.append(f"scenario.num_samples={options.num_prompts}")
+    if options.prompts_file is not None:
+        items.append(f"scenario.dataset_name={options.prompts_file}")
+    return (*items, *options.extra_overrides)  # the user's overrides come last and win
+
+
+def gpus_for(config: ModelConfig, options: PlanOptions) -> int:
+    """Class A and B get exactly one GPU; class C the configured number."""
+    return options.class_c_gpus if config.model_class is ModelClass.C else 1
+
+
+def plan_runs(configs: Sequence[ModelConfig], options: PlanOptions) -> list[RunPlan]:
+    """A plan per config, in CSV order."""
+    plans = []
+    for config, name in zip(configs, run_names(configs), strict=True):
+        overrides = benchmark_overrides(config, options)
+        gpus = gpus_for(config, options)
+        paths = [Path(config.model_id)] if Path(config.model_id).is_absolute() else []
+        if options.prompts_file is not None:
+            paths.append(options.prompts_file)
+        skip = ""
+        if config.task is not Task.TEXT_GEN:
+            skip = f"task {config.task.value} is not supported by the benchmark yet (text_gen only)"
+        plans.append(
+            RunPlan(
+                config=config,
+                run_id=run_id(config, overrides, software_id=options.software_id, gpu_count=gpus),
+                name=name,
+                overrides=overrides,
+                gpus_needed=gpus,
+                read_only_paths=tuple(paths),
+                skip_reason=skip,
+            )
+        )
+    return plans

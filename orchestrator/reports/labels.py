@@ -1,0 +1,80 @@
+"""An energy label per rated run, as PNG and SVG (model, task, class, Wh/1000, stars, GPU, date)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.patches import FancyBboxPatch
+
+from orchestrator.reports.ratings import Rated
+
+SIZE_IN = (4.0, 5.0)
+DPI = 150
+STAR_COLOURS = {5: "#2a9d8f", 4: "#8ab17d", 3: "#e9c46a", 2: "#f4a261", 1: "#e76f51"}
+
+
+def label_name(r: Rated) -> str:
+    """The file name (without suffix) of a run's label."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(r.row.get("run_name") or r.row.get("run_id")))
+
+
+def draw_label(r: Rated, folder: Path) -> tuple[Path, Path]:
+    """Write ``<run>.png`` and ``<run>.svg`` into ``folder``; returns both paths."""
+    assert r.stars is not None
+    row = r.row
+    fig = plt.figure(figsize=SIZE_IN, dpi=DPI)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    ax.add_patch(
+        FancyBboxPatch(
+            (0.04, 0.04),
+            0.92,
+            0.92,
+            boxstyle="round,pad=0.01",
+            linewidth=2,
+            edgecolor="#1d3557",
+            facecolor="white",
+        )
+    )
+    ax.text(0.5, 0.9, "AI Energy Score", ha="center", fontsize=16, weight="bold", color="#1d3557")
+    ax.text(0.5, 0.82, str(row.get("model_name")), ha="center", fontsize=9, wrap=True)
+    details = "  ·  ".join(
+        (
+            str(row.get("task")),
+            f"class {row.get('model_class') or '-'}",
+            str(row.get("reasoning_state") or ""),
+        )
+    )
+    ax.text(0.5, 0.76, details, ha="center", fontsize=8, color="#444")
+    ax.text(
+        0.5,
+        0.6,
+        "★" * r.stars + "☆" * (5 - r.stars),
+        ha="center",
+        fontsize=30,
+        color=STAR_COLOURS[r.stars],
+    )
+    value = float(row["wh_per_1000_queries"])
+    ax.text(0.5, 0.45, f"{value:.4g} Wh", ha="center", fontsize=20, weight="bold")
+    ax.text(0.5, 0.39, "GPU energy per 1,000 queries", ha="center", fontsize=8, color="#444")
+    estimated = row.get("energy_source") == "estimate"
+    lines = [
+        f"GPU: {row.get('gpu_name') or 'unknown'}" + (" (ESTIMATED energy)" if estimated else ""),
+        f"date: {str(row.get('timestamp') or '')[:10]}",
+        f"run id: {row.get('run_id')}",
+        f"rated in: {r.group}",
+    ]
+    for i, line in enumerate(lines):
+        ax.text(0.1, 0.27 - i * 0.055, line, fontsize=6.5, color="#333")
+    folder.mkdir(parents=True, exist_ok=True)
+    name = label_name(r)
+    png, svg = folder / f"{name}.png", folder / f"{name}.svg"
+    fig.savefig(png, dpi=DPI)
+    fig.savefig(svg)
+    plt.close(fig)
+    return png, svg

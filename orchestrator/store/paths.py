@@ -1,0 +1,128 @@
+"""Every path inside an output folder is built here, and nowhere else.
+
+An output folder holds ``master_results.csv``, ``logs/`` (one log per run attempt and one per
+sweep), ``individual_runs/<run name>/`` (the run's record and its result files) and ``report/``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from energy_bench import contract
+
+MASTER_FILE = "master_results.csv"
+MASTER_CACHE = ".master_rows.json"  # each run's row with the stamps of the files it came from
+RUNS_DIR = "individual_runs"
+LOGS_DIR = "logs"
+REPORT_DIR = "report"
+LOCK_FILE = ".sweep.lock"
+RECORD_FILE = "run_record.json"
+LEADERBOARD_CSV = "leaderboard.csv"
+LEADERBOARD_HTML = "leaderboard.html"
+LABELS_DIR = "labels"
+ARCHIVE_FILE = "submission.zip"
+ARCHIVE_MANIFEST = "manifest.json"
+STAMP = "%Y%m%d_%H%M%S"  # as the AI Energy Score scripts name their logs
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """The paths of one output folder (``root``)."""
+
+    root: Path
+
+    @property
+    def master_csv(self) -> Path:
+        return self.root / MASTER_FILE
+
+    @property
+    def master_cache(self) -> Path:
+        return self.root / MASTER_CACHE
+
+    @property
+    def runs(self) -> Path:
+        return self.root / RUNS_DIR
+
+    @property
+    def logs(self) -> Path:
+        return self.root / LOGS_DIR
+
+    @property
+    def lock(self) -> Path:
+        return self.root / LOCK_FILE
+
+    @property
+    def report(self) -> Path:
+        return self.root / REPORT_DIR
+
+    def run_dir(self, name: str) -> Path:
+        """The folder of run ``name``: its record and its result files."""
+        return self.runs / name
+
+    def record(self, name: str) -> Path:
+        return self.run_dir(name) / RECORD_FILE
+
+    def result(self, name: str, file: str) -> Path:
+        """One of the benchmark's result files (a ``contract`` name) of run ``name``."""
+        if file not in contract.RESULT_FILES:
+            raise ValueError(f"{file!r} is not a result file of the benchmark")
+        return self.run_dir(name) / file
+
+    def run_folders(self) -> list[Path]:
+        """Every run folder, sorted by name."""
+        try:
+            with os.scandir(self.runs) as entries:
+                names = sorted(e.name for e in entries if e.is_dir())
+        except FileNotFoundError:
+            return []
+        return [self.runs / name for name in names]
+
+    def run_log(self, name: str, when: datetime) -> Path:
+        """The log of one attempt of run ``name``: ``logs/<name>_<YYYYmmdd_HHMMSS>.log``."""
+        return self.logs / f"{name}_{when.strftime(STAMP)}.log"
+
+    def sweep_log(self, when: datetime) -> Path:
+        """The sweep's own debug log."""
+        return self.logs / f"sweep_{when.strftime(STAMP)}.log"
+
+    def relative(self, path: Path) -> str:
+        """``path`` as it is written into records: relative to the output folder."""
+        return path.relative_to(self.root).as_posix()
+
+    def inside(self, relative: str) -> Path | None:
+        """The file that a record names, or None when it would lie outside the output folder."""
+        if not relative:
+            return None
+        path = (self.root / relative).resolve()
+        return path if path.is_relative_to(self.root.resolve()) else None
+
+
+@dataclass(frozen=True)
+class ReportLayout:
+    """The files of a report folder (``<out>/report`` unless asked elsewhere)."""
+
+    folder: Path
+
+    @property
+    def leaderboard_csv(self) -> Path:
+        return self.folder / LEADERBOARD_CSV
+
+    @property
+    def leaderboard_html(self) -> Path:
+        return self.folder / LEADERBOARD_HTML
+
+    @property
+    def labels(self) -> Path:
+        return self.folder / LABELS_DIR
+
+    @property
+    def archive(self) -> Path:
+        return self.folder / ARCHIVE_FILE
+
+
+def archive_member(run: str, file: str, *, log: bool = False) -> str:
+    """The name of a run's file inside the submission archive."""
+    return f"{run}/{LOGS_DIR}/{file}" if log else f"{run}/{file}"

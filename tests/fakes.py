@@ -1,0 +1,70 @@
+"""A benchmark report as the benchmark writes it (schema of energy_bench.contract), for tests of
+the host's readers that need no model run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from energy_bench import contract
+
+
+def fake_report(
+    *,
+    energy_wh: float = 0.5,
+    ok_prompts: int = 100,
+    total_prompts: int = 100,
+    source: str = "nvml",
+    gpu: str = "NVIDIA H200",
+    repeats: int = 3,
+    cv: float = 0.01,
+    short: bool = False,
+    throughput: float = 300.0,
+    **energy: Any,
+) -> dict[str, Any]:
+    """A successful report; ``energy`` replaces any figure of its energy section."""
+    tokens = 3000
+    return {
+        "schema_version": contract.SCHEMA_VERSION,
+        "status": "ok",
+        "error": None,
+        "summary": {
+            "total_prompts": total_prompts,
+            "successful_prompts": ok_prompts,
+            "failed_prompts": total_prompts - ok_prompts,
+            "total_duration_seconds": 10.0,
+            "avg_total_time": 0.1,
+            "avg_time_to_first_token": 0.01,
+            "total_tokens": tokens,
+            "total_prompt_tokens": 2000,
+            "total_completion_tokens": 1000,
+            "throughput_tokens_per_second": throughput,
+            "output_tokens_per_second": throughput / 3,
+            "repeats": repeats,
+            "batch_size": 1,
+            "warmup": "full pass",
+        },
+        "energy": {
+            "energy_source": source,
+            "gpu_energy_wh": energy_wh,
+            "wh_per_1000_queries": energy_wh / ok_prompts * 1000 if ok_prompts else None,
+            "co2_emissions_g": energy_wh / 1000 * 400,
+            "tokens_per_joule": tokens / (energy_wh * 3600) if energy_wh else None,
+            "avg_energy_per_prompt_wh": energy_wh / ok_prompts if ok_prompts else None,
+            "energy_above_idle_wh": energy_wh * 0.4,
+            "idle_power_w": 80.0,
+            "average_power_w": 180.0,
+            "repeat_energy_cv": cv,
+            "flags": {"short_window": short, "counter_reset": False, "trace_mismatch": False},
+            **energy,
+        },
+        "provenance": {"device_names": [gpu], "config_hash": "abc"},
+        "reasoning_control": "none",
+        "reasoning": {"requested_control": "none"},
+    }
+
+
+def write_report(folder: Path, report: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / contract.REPORT_FILE).write_text(json.dumps(report))
