@@ -56,7 +56,12 @@ def fake_report(
             "idle_power_w": 80.0,
             "average_power_w": 180.0,
             "repeat_energy_cv": cv,
-            "flags": {"short_window": short, "counter_reset": False, "trace_mismatch": False},
+            "flags": {
+                "short_window": short,
+                "counter_reset": False,
+                "trace_mismatch": False,
+                "foreign_process": False,
+            },
             **energy,
         },
         "provenance": {"device_names": [gpu], "config_hash": "abc"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -90,3 +91,39 @@ def test_exact_tokens_on_gpu(gpu_run):
     with (results / "per_prompt.csv").open() as f:
         assert {r["completion_tokens"] for r in csv.DictReader(f)} == {"10"}
     assert report["summary"]["total_completion_tokens"] == 600
+
+
+def _two_gpus() -> bool:
+    import torch
+
+    return torch.cuda.device_count() >= 2
+
+
+@pytest.mark.skipif(not _two_gpus(), reason="needs two NVIDIA GPUs (one is visible here)")
+def test_a_model_is_placed_and_measured_across_exactly_its_two_gpus(tmp_path):
+    import pynvml
+
+    model = tmp_path / "llama"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(SMALL_LLAMA))
+    results = tmp_path / "results"
+    pynvml.nvmlInit()
+    uuids = [pynvml.nvmlDeviceGetUUID(pynvml.nvmlDeviceGetHandleByIndex(i)) for i in (0, 1)]
+    pynvml.nvmlShutdown()
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "energy_bench", "--results-dir", str(results),
+            f"backend.model={model}", f"backend.processor={TINY_MODEL}",
+            "backend.no_weights=True", "backend.num_gpus=2", "scenario.dataset_name=bundled",
+            "scenario.num_samples=20", "energy.idle_seconds=1",
+        ],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(uuids)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((results / "benchmark_report.json").read_text())
+    gpus = report["energy"]["gpus"]
+    assert sorted(g["uuid"] for g in gpus) == sorted(uuids)
+    assert all(g["energy_j"] > 0 for g in gpus)
+    assert report["energy"]["gpu_energy_j"] == pytest.approx(sum(g["energy_j"] for g in gpus))
+    assert len(report["provenance"]["devices"]) == 2

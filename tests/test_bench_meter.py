@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -23,6 +24,8 @@ class ConstantPower:
         self.t0 = time.monotonic()
         self.reset_after_s = reset_after_s
         self.synced = 0
+        self.trace_factor = [1.0] * len(watts)  # what the sampler shows against the counter
+        self.pids = {os.getpid()}
 
     def read_j(self) -> list[float]:
         elapsed = time.monotonic() - self.t0
@@ -33,7 +36,11 @@ class ConstantPower:
         return [base + w * elapsed for w in self.watts]
 
     def sample(self, *, with_energy: bool) -> list[PowerSample]:
-        return [PowerSample(w, 1980, 40, e) for w, e in zip(self.watts, self.read_j(), strict=True)]
+        shown = [w * f for w, f in zip(self.watts, self.trace_factor, strict=True)]
+        return [PowerSample(w, 1980, 40, e) for w, e in zip(shown, self.read_j(), strict=True)]
+
+    def gpu_pids(self) -> set[int]:
+        return set(self.pids)
 
     def close(self) -> None:
         pass
@@ -174,3 +181,41 @@ def test_spread():
     mean, std, cv = spread([10.0, 12.0, 14.0])
     assert (mean, std, cv) == (12.0, 2.0, pytest.approx(2 / 12))
     assert spread([5.0]) == (5.0, 0.0, 0.0)
+
+
+def test_trace_check_holds_per_gpu():
+    # GPU 1's trace reads double its counter; summed with a busy GPU 0 the total would differ
+    # by under 2 % and pass: the check is made device by device.
+    source = ConstantPower([700.0, 10.0])
+    source.trace_factor = [1.0, 2.0]
+    meter = meter_for(source, sample_hz=50)
+    try:
+        with meter.window("work") as w:
+            time.sleep(0.6)
+    finally:
+        meter.close()
+    m = w.measurement
+    assert abs(m.device_trace_deviation[0]) < 0.05
+    assert m.device_trace_deviation[1] == pytest.approx(1.0, abs=0.1)
+    assert m.trace_mismatch and m.trace_deviation == m.device_trace_deviation[1]
+
+
+@pytest.mark.parametrize("own_pid_visible", [True, False])
+def test_a_process_that_appears_on_the_gpu_makes_the_window_suspect(own_pid_visible):
+    source = ConstantPower([100.0])
+    source.pids = {os.getpid()} if own_pid_visible else {77}  # in a container: other PIDs
+    meter = meter_for(source, sample_hz=20)
+    try:
+        with meter.window("alone") as alone:
+            time.sleep(0.05)
+        with meter.window("shared") as shared:
+            source.pids = source.pids | {4242}
+            time.sleep(0.05)
+        source.pids = source.pids - {4242}
+        with meter.window("after") as after:
+            time.sleep(0.05)
+    finally:
+        meter.close()
+    assert not alone.measurement.foreign_process
+    assert shared.measurement.foreign_pids == (4242,)
+    assert not after.measurement.foreign_process  # it left before this window began

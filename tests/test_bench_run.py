@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import CONTAINER, TINY_MODEL
 
+from energy_bench import contract
 from energy_bench.backends.pytorch import Batch, Generation
 from energy_bench.benchmark import run_benchmark
 from energy_bench.config import load_config
@@ -27,13 +28,13 @@ BASE = [
 ]
 
 
-def bench(results: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+def bench(results: Path, *overrides: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "energy_bench", "--results-dir", str(results), *BASE, *overrides],
         capture_output=True,
         text=True,
         timeout=300,
-        env=OFFLINE,
+        env={**OFFLINE, **env},
     )
 
 
@@ -53,9 +54,31 @@ def off_run(tmp_path_factory):
         "scenario.reasoning=False",
         "scenario.reasoning_params.control=chat_template_kwarg",
         "energy.sample_hz=100",
+        AI_ENERGY_SCORE_CPUS="0",  # the core the sweep gave this run
     )
     assert done.returncode == 0, done.stderr
     return results
+
+
+def test_the_report_is_what_the_contract_promises(off_run):
+    report = json.loads((off_run / "benchmark_report.json").read_text())
+    assert contract.report_problem(report) == ""
+    s, e = report["summary"], report["energy"]
+    assert s["throughput_tokens_per_second"] == pytest.approx(
+        s["total_tokens"] / s["total_duration_seconds"]
+    )
+    assert s["output_tokens_per_second"] == pytest.approx(
+        s["total_completion_tokens"] / s["total_duration_seconds"]
+    )
+    (device,) = e["gpus"]  # one measured device, with its own energy and idle power
+    assert device["energy_j"] == pytest.approx(e["gpu_energy_j"])
+    assert device["idle_power_w"] == pytest.approx(e["idle_power_w"])
+    assert set(e["flags"]) == set(contract.FLAG_KEYS)
+
+
+def test_the_run_keeps_to_the_cores_it_was_given(off_run):
+    prov = json.loads((off_run / "benchmark_report.json").read_text())["provenance"]
+    assert prov["cpus"] == [0] and prov["threads"] == 1
 
 
 def test_every_output_is_written(off_run):

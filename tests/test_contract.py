@@ -18,7 +18,7 @@ from energy_bench.workload import rendering
 from orchestrator.execution import spec
 from orchestrator.models import config as host_config
 from orchestrator.models import reasoning
-from orchestrator.reports import archive
+from orchestrator.reports import archive, ratings
 from orchestrator.store import records
 
 HOST = ROOT / "orchestrator"
@@ -33,6 +33,7 @@ def test_both_sides_hold_the_same_objects():
         assert getattr(rendering, name) is getattr(contract, name)
     assert records.contract is contract and bench_files.contract is contract
     assert set(archive.ARCHIVED) - {"run_record.json"} <= set(contract.RESULT_FILES)
+    assert set(ratings.SUSPECT_FLAGS) == set(contract.FLAG_KEYS)  # every flag makes a run suspect
 
 
 def test_every_exit_status_of_the_benchmark_has_its_cause_on_the_host():
@@ -161,17 +162,23 @@ def test_no_import_cycles(package, root):
 
 PATH_LITERALS = (
     "individual_runs",
+    "batch_results",
     "master_results.csv",
+    ".master_rows.json",
+    ".run_durations.json",
     "run_record.json",
     ".sweep.lock",
+    "logs",
+    "leaderboard.csv",
     "leaderboard.html",
     "submission.zip",
+    "manifest.json",
     *contract.RESULT_FILES,
 )
 
 
 def test_paths_are_written_only_by_the_store_and_the_contract():
-    for path in [*HOST.rglob("*.py"), *BENCH.rglob("*.py")]:
+    for path in [*HOST.rglob("*.py"), *BENCH.rglob("*.py"), *(ROOT / "tools").glob("*.py")]:
         if path.parent.name == "store" or path.name == "contract.py":
             continue
         text = path.read_text()

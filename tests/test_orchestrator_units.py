@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fakes import fake_report, write_report
 
-from orchestrator.errors import RunnerError
+from orchestrator.errors import ConfigError, RunnerError
 from orchestrator.execution.execute import ExecOptions, skipped_record
 from orchestrator.execution.runners.base import LogPump
 from orchestrator.execution.spec import Cause, classify_exit
@@ -109,20 +109,46 @@ def test_run_names_and_ids():
     assert "scenario.reasoning=False" in plan.overrides
     assert "scenario.generate_kwargs.min_new_tokens=10" in plan.overrides
     assert plan.gpus_needed == 1
+    assert "backend.num_gpus=1" in plan.overrides
     big = single_config("deepseek-ai/DeepSeek-R1", reasoning_state="On", model_class="C")
-    assert plan_runs([big], options(class_c_gpus=4))[0].gpus_needed == 4
+    (big_plan,) = plan_runs([big], options(class_c_gpus=4))
+    assert big_plan.gpus_needed == 4 and "backend.num_gpus=4" in big_plan.overrides
 
 
-def test_run_id_changes_with_what_changes_the_result():
+def test_a_row_may_name_its_own_gpu_count(tmp_path):
+    from orchestrator.models.csv_reader import read_models_csv
+
+    csv_path = tmp_path / "m.csv"
+    csv_path.write_text(
+        ",Models to Add,Priority (1=hi),Class,Task,Reasoning State,Chat Template\n"
+        ',org/big,1,C,text_gen,Off,"num_gpus: 3"\n,org/small,1,A,text_gen,Off,\n'
+    )
+    big, small = plan_runs(read_models_csv(csv_path), options(class_c_gpus=2))
+    assert (big.gpus_needed, small.gpus_needed) == (3, 1)
+    assert "backend.num_gpus=3" in big.overrides
+    csv_path.write_text(csv_path.read_text().replace("num_gpus: 3", "num_gpus: 0"))
+    with pytest.raises(ConfigError, match="num_gpus"):
+        read_models_csv(csv_path)
+
+
+def test_run_id_changes_with_what_changes_the_result(tmp_path):
     config = single_config("org/m", reasoning_state="Off")
     (base,) = plan_runs([config], options())
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("one\n")
+    with_file = plan_runs([config], options(prompts_file=prompts))[0].run_id
+    prompts.write_text("two\n")  # the same path, other prompts
+    assert plan_runs([config], options(prompts_file=prompts))[0].run_id != with_file
     changed = {
         "another image ID under the same tag": options(software_id="image sha256:2"),
         "a benchmark setting": options(extra_overrides=("scenario.batch_size=8",)),
         "the prompt count": options(num_prompts=5),
+        "the GPU model": options(hardware="NVIDIA H100 80GB HBM3"),
     }
     for what, opts in changed.items():
         assert plan_runs([config], opts)[0].run_id != base.run_id, what
+    other_class = single_config("org/m", reasoning_state="Off", model_class="B")
+    assert plan_runs([other_class], options())[0].run_id != base.run_id  # rated in its class
     c_config = single_config("org/m", reasoning_state="Off", model_class="C")
     two, four = (plan_runs([c_config], options(class_c_gpus=n))[0] for n in (2, 4))
     assert two.run_id != four.run_id and two.name == four.name  # the GPU count
@@ -160,6 +186,43 @@ def test_two_rows_never_share_a_run_folder(first, second, tmp_path):
     # A row alone keeps the plain name, as the AI Energy Score scripts write it.
     (alone,) = plan_runs(configs[:1], options())
     assert names[0].startswith(alone.name + "_")
+    # A sweep that selects one of the two rows still names it among the whole CSV.
+    (selected,) = plan_runs(configs[1:], options(), all_rows=configs)
+    assert selected.name == names[1]
+
+
+def test_a_run_never_writes_into_another_rows_folder(tmp_path):
+    from orchestrator.execution.scheduler import triage
+    from orchestrator.execution.slots import cpu_slots
+
+    mine, other = (single_config(m, reasoning_state="Off") for m in ("a/b_c", "a_b/c"))
+    (plan,) = plan_runs([mine], options())
+    (theirs,) = plan_runs([other], options())
+    assert plan.name == theirs.name  # planned alone, as `run` does
+    _run(tmp_path, theirs.name)  # the folder holds org/<name>'s result
+    todo, done, skipped = triage([plan], tmp_path, force=True, slots=cpu_slots(1))
+    assert not todo and not done
+    assert "holds the results of another row" in skipped[0][1]
+    from orchestrator.execution.runners.local import LocalRunner
+    from orchestrator.execution.scheduler import run_sweep
+    from orchestrator.store.records import load_record
+
+    result = run_sweep(
+        [plan], runner=LocalRunner(), options=ExecOptions(out_dir=tmp_path, image="i"),
+        slots=cpu_slots(1), progress=_Quiet(), force=True,
+    )  # fmt: skip
+    assert result.records[0].status == "skipped"
+    assert load_record(tmp_path / "individual_runs" / theirs.name).model_id == "org/" + theirs.name
+
+
+class _Quiet:
+    def start(self, total): ...
+
+    def started(self, slot, name): ...
+
+    def finished(self, slot, name, status): ...
+
+    def stop(self): ...
 
 
 def test_image_rows_are_planned_as_skipped(tmp_path):
@@ -245,6 +308,9 @@ def test_master_takes_every_figure_from_the_report_as_written(tmp_path):
         (lambda r: r["energy"].update(gpu_energy_wh="abc"), "energy.gpu_energy_wh is not a number"),
         (lambda r: r.update(energy={}), "energy.gpu_energy_wh is missing"),
         (lambda r: r["energy"].update(flags={}), "energy.flags"),
+        (lambda r: r["energy"].update(gpu_energy_wh=float("nan")), "not a finite"),
+        (lambda r: r["energy"].update(wh_per_1000_queries=-1.0), "not a finite non-negative"),
+        (lambda r: r["summary"].update(total_prompts=2.5), "not a whole number"),
         (lambda r: r.clear(), "schema_version None"),
     ],
 )
@@ -341,3 +407,42 @@ def test_console_keeps_its_level_when_a_debug_file_is_added(tmp_path, capsys):
             handler.close()
         root.setLevel(saved[0])
         root.handlers = saved[1]
+
+
+def _spec(tmp_path, **kw):
+    from orchestrator.execution.spec import RunSpec
+
+    return RunSpec(
+        run_id="r1",
+        overrides=("backend.model=org/m",),
+        output_dir=tmp_path,
+        results_dir=tmp_path / "r",
+        log_path=tmp_path / "r.log",
+        **kw,
+    )
+
+
+def test_local_runs_see_only_their_gpus_and_cores(tmp_path):
+    from orchestrator.execution.runners.local import LocalRunner
+
+    env = LocalRunner()._environment(
+        _spec(tmp_path, gpu_uuids=("GPU-a", "GPU-b"), cpus=(4, 5, 6)), token=None
+    )
+    assert env["CUDA_VISIBLE_DEVICES"] == "GPU-a,GPU-b"
+    assert env["AI_ENERGY_SCORE_CPUS"] == "4,5,6"
+    assert "AI_ENERGY_SCORE_CPUS" not in LocalRunner()._environment(_spec(tmp_path), token=None)
+
+
+def test_containers_are_held_to_their_gpus_and_cores(tmp_path):
+    from types import SimpleNamespace
+
+    from orchestrator.execution.runners.docker import DockerRunner
+
+    runner = DockerRunner(client=SimpleNamespace(), user="1000:1000")
+    kwargs = runner.container_kwargs(
+        _spec(tmp_path, gpu_uuids=("GPU-a", "GPU-b"), cpus=(0, 1)), token=None
+    )
+    (request,) = kwargs["device_requests"]
+    assert request["DeviceIDs"] == ["GPU-a", "GPU-b"]
+    assert kwargs["cpuset_cpus"] == "0,1" and kwargs["environment"]["AI_ENERGY_SCORE_CPUS"] == "0,1"
+    assert kwargs["labels"]["ai_energy_score.output_dir"] == str(tmp_path)

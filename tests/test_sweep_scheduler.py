@@ -11,7 +11,8 @@ from fakes import fake_report, write_report
 from energy_bench.contract import RESULT_FILES
 from orchestrator.commands.progress import LogProgress
 from orchestrator.execution.execute import ExecOptions
-from orchestrator.execution.scheduler import cpu_slots, gpu_slots, run_sweep
+from orchestrator.execution.scheduler import run_sweep
+from orchestrator.execution.slots import cpu_slots, gpu_slots
 from orchestrator.execution.spec import Cause, RunOutcome, RunSpec
 from orchestrator.models.csv_reader import single_config
 from orchestrator.planning.plan import PlanOptions, plan_runs
@@ -152,3 +153,44 @@ def test_makespan_close_to_ideal(tmp_path, slots):
     makespan = time.monotonic() - start
     ideal = max(sum(durations) / slots, max(durations))
     assert makespan < ideal * 1.5 + 0.5, (makespan, ideal)
+
+
+def test_longest_runs_start_first_once_their_durations_are_known(tmp_path):
+    seconds = {"org/quick": 0.02, "org/slow": 0.3, "org/middle": 0.15}
+
+    class Timed(FakeRunner):
+        def __init__(self):
+            super().__init__()
+            self.order: list[str] = []
+
+        def run(self, spec, *, token=None):
+            model = spec.overrides[0].partition("=")[2]
+            self.order.append(model)
+            self.seconds = seconds[model]
+            return super().run(spec, token=token)
+
+    the_plans = plans(["quick", "slow", "middle"])
+    first = Timed()
+    sweep(tmp_path, the_plans, first, cpu_slots(1))
+    assert first.order == ["org/quick", "org/slow", "org/middle"]  # equal estimates: CSV order
+    again = Timed()
+    sweep(tmp_path, the_plans, again, cpu_slots(1), force=True)
+    assert again.order == ["org/slow", "org/middle", "org/quick"]
+    kept = Timed()
+    sweep(tmp_path, the_plans, kept, cpu_slots(1), force=True, order="priority")
+    assert kept.order == ["org/quick", "org/slow", "org/middle"]
+
+
+def test_runs_get_the_cores_of_their_slots(tmp_path):
+    runner = FakeRunner(seconds=0.01)
+    seen = []
+    original = runner.run
+
+    def run(spec, *, token=None):
+        seen.append(spec.cpus)
+        return original(spec, token=token)
+
+    runner.run = run
+    slots = gpu_slots(["GPU-0", "GPU-1"], cpus=range(8))
+    sweep(tmp_path, plans(["a1"]) + plans(["c1"], model_class="C"), runner, slots)
+    assert sorted(seen) == [(0, 1, 2, 3), (0, 1, 2, 3, 4, 5, 6, 7)]

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from energy_bench import contract
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "examples" / "tiny-model"
 
@@ -98,7 +100,7 @@ def run(name: str, config: dict, mode: str, workdir: Path, extra: list[str]) -> 
     wall = time.perf_counter() - start
     if done.returncode != 0:
         return {"variant": results.name, "error": done.stderr[-1500:], "wall_s": wall}
-    r = json.loads((results / "benchmark_report.json").read_text())
+    r = json.loads((results / contract.REPORT_FILE).read_text())
     e, s = r["energy"], r["summary"]
     passes = e["repeats"]
     return {
@@ -109,7 +111,7 @@ def run(name: str, config: dict, mode: str, workdir: Path, extra: list[str]) -> 
         "wh_per_1000_queries": e["wh_per_1000_queries"],
         "tokens_per_joule": e["tokens_per_joule"],
         "completion_tokens_per_joule": e["completion_tokens_per_joule"],
-        "completion_tokens_per_s": s["throughput_tokens_per_second"],
+        "completion_tokens_per_s": s["output_tokens_per_second"],
         "average_power_w": e["average_power_w"],
         "idle_power_w": e["idle_power_w"],
         "energy_above_idle_wh": e["energy_above_idle_wh"],

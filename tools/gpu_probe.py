@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from energy_bench import contract
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -80,8 +82,8 @@ def main() -> None:
                     "energy.idle_seconds=2",
                 ]
             )
-            report = json.loads((results / "benchmark_report.json").read_text())
-            with (results / "per_prompt.csv").open() as f:
+            report = json.loads((results / contract.REPORT_FILE).read_text())
+            with (results / contract.PER_PROMPT_FILE).open() as f:
                 rows = list(csv.DictReader(f))
             lat = {
                 r: [float(x["latency_s"]) for x in rows if x["repeat"] == str(r)] for r in range(3)
@@ -95,8 +97,8 @@ def main() -> None:
                 "first10_latency_s_pass1": lat[1][:10],
                 "sampler_cpu_share": report["energy"]["sampler_cpu_share"],
             }
-            shutil.copy(results / "per_prompt.csv", args.out / f"per_prompt_{label}.csv")
-            shutil.copy(results / "power_trace.csv", args.out / f"power_trace_{label}.csv")
+            shutil.copy(results / contract.PER_PROMPT_FILE, args.out / f"per_prompt_{label}.csv")
+            shutil.copy(results / contract.POWER_TRACE_FILE, args.out / f"power_trace_{label}.csv")
             print(json.dumps(summary[label]), flush=True)
     (args.out / "probe.json").write_text(json.dumps(summary, indent=2))
 

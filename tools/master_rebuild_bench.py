@@ -1,6 +1,6 @@
 """How long rebuilding master_results.csv takes over many run folders.
 
-    python tools/master_rebuild_bench.py [--runs 10000] [--repeats 3] [--drop-caches]
+    python tools/master_rebuild_bench.py [--runs 10000] [--times 3] [--drop-caches]
 Makes one real report with the tiny model (3 prompts, 3 repeats), copies it with varied figures
 into N run folders beside a record each, then times ``rebuild_master``: from scratch (no cache
 of earlier rows), and as a sweep does it after each run (one run folder rewritten since the last
@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from energy_bench import contract
@@ -53,7 +54,7 @@ def populate(out: Path, report: dict, runs: int) -> int:
                 run_id=f"{i:012d}", name=name, model_id=f"org/model-{i:05d}", model_class="A",
                 task="text_gen", reasoning_state="Off", status="ok", runner="local",
                 duration_s=10.0 + i % 7, finished_at="2026-11-30T00:00:00+00:00",
-                log_path=f"logs/{name}_20261130_000000.log",
+                log_path=layout.relative(layout.run_log(name, datetime(2026, 11, 30, tzinfo=UTC))),
             ),
         )  # fmt: skip
         report["energy"]["gpu_energy_wh"] = 0.001 * (1 + i % 97)

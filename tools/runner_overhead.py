@@ -15,6 +15,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from energy_bench import contract
 from orchestrator.execution.runners.docker import DockerRunner
 from orchestrator.execution.runners.local import LocalRunner
 from orchestrator.execution.spec import RunSpec
@@ -50,7 +51,7 @@ def measure(runner, image: str, runs: int) -> list[dict[str, float]]:
             outcome = runner.run(spec)
             if not outcome.ok:
                 raise SystemExit(f"run failed: {outcome}")
-            report = json.loads((spec.results_dir / "benchmark_report.json").read_text())
+            report = json.loads((spec.results_dir / contract.REPORT_FILE).read_text())
             inside = report["summary"]["run_wall_seconds"]
             rows.append(
                 {

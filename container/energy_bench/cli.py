@@ -73,9 +73,24 @@ def _provenance(data: RunData) -> dict[str, Any]:
     return info
 
 
+def _pin_cpus() -> list[int]:
+    """Keep to the cores the sweep gave this run (``contract.CPUS_ENV``), with a thread each.
+
+    Runs on different GPUs of one host then never share a core. Called before torch is
+    imported, so its thread pools are sized by the variables set here.
+    """
+    cpus = contract.parse_cpu_list(os.environ.get(contract.CPUS_ENV, ""))
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = str(len(cpus))
+    return sorted(os.sched_getaffinity(0))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = _parser().parse_args(argv)
+    cpus = _pin_cpus()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -88,7 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.mkdir(parents=True, exist_ok=True)
         log.info("model %s -> %s (config %s)", cfg.backend.model, results, cfg.config_hash)
         data = run_benchmark(cfg)
-        data.provenance = _provenance(data)
+        data.provenance = _provenance(data) | {
+            "cpus": cpus,
+            "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
+        }
         write_measurement_files(results, data)
         report = build_report(data)
         write_report_files(results, report)

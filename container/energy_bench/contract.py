@@ -8,6 +8,7 @@ prints last, and the report's schema version with the keys a reader may rely on.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from enum import IntEnum
@@ -21,6 +22,19 @@ DEFAULT_IMAGE = f"{IMAGE_REPOSITORY}:{VERSION}"
 CONFIG_NAME = "text_generation"
 RESULTS_DIR_ENV = "RESULTS_DIR"  # the results folder, when --results-dir is not given
 IMAGE_TAG_ENV = "AI_ENERGY_SCORE_IMAGE"  # the image's tag, recorded as provenance
+CPUS_ENV = "AI_ENERGY_SCORE_CPUS"  # the cores a run may use, comma-separated ("0,1,2,3")
+
+
+def cpu_list(cpus: tuple[int, ...] | list[int]) -> str:
+    """The value of ``CPUS_ENV`` for these cores."""
+    return ",".join(str(c) for c in cpus)
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """The cores of a ``CPUS_ENV`` value (empty for an empty value)."""
+    return sorted({int(part) for part in text.split(",") if part.strip()})
+
+
 CONTAINER_RESULTS_DIR = "/results"  # where the image expects its results folder mounted
 CONTAINER_HF_HOME = "/home/user/.cache/huggingface"  # the image's Hugging Face cache
 
@@ -126,7 +140,21 @@ ENERGY_KEYS = (
 )
 """Numbers in ``report["energy"]`` (a number, or null where not measured)."""
 
-FLAG_KEYS = ("short_window", "counter_reset", "trace_mismatch")
+COUNT_KEYS = (
+    "total_prompts",
+    "successful_prompts",
+    "failed_prompts",
+    "total_tokens",
+    "total_prompt_tokens",
+    "total_completion_tokens",
+    "repeats",
+    "batch_size",
+)
+"""Of the numbers above, those that count things: whole numbers."""
+SIGNED_KEYS = ("energy_above_idle_wh",)
+"""Of the numbers above, those that may be negative (a pass below the idle baseline)."""
+
+FLAG_KEYS = ("short_window", "counter_reset", "trace_mismatch", "foreign_process")
 """Booleans in ``report["energy"]["flags"]``: a true one makes the result suspect."""
 
 
@@ -152,10 +180,14 @@ def report_problem(report: Any) -> str:
             value = values.get(key, ...)
             if value is ...:
                 return f"{section}.{key} is missing"
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float)
-            ):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
                 return f"{section}.{key} is not a number ({value!r})"
+            if not math.isfinite(value) or (value < 0 and key not in SIGNED_KEYS):
+                return f"{section}.{key} is not a finite non-negative number ({value!r})"
+            if key in COUNT_KEYS and not isinstance(value, int):
+                return f"{section}.{key} is not a whole number ({value!r})"
     flags = report["energy"].get("flags")
     if not isinstance(flags, Mapping) or any(not isinstance(flags.get(k), bool) for k in FLAG_KEYS):
         return "energy.flags is missing or not booleans"

@@ -10,8 +10,10 @@ import logging
 from pathlib import Path
 
 from orchestrator import DEFAULT_IMAGE
+from orchestrator.errors import RunnerError
 from orchestrator.execution.runners.base import Runner
 from orchestrator.planning.plan import RunPlan
+from orchestrator.store.paths import DEFAULT_OUTPUT_DIR
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +23,8 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output-dir",
         type=Path,
-        default=Path("batch_results"),
-        help="where results, logs and master_results.csv go (./batch_results)",
+        default=Path(DEFAULT_OUTPUT_DIR),
+        help=f"where results, logs and the master CSV go (./{DEFAULT_OUTPUT_DIR})",
     )
     parser.add_argument(
         "--runner",
@@ -82,3 +84,13 @@ def warn_without_token(plans: list[RunPlan], token_found: bool) -> None:
             "among %s will fail with 401/403",
             ", ".join(sorted(set(hub))[:5]),
         )
+
+
+def prompts_file(args: argparse.Namespace) -> Path | None:
+    """``--prompts-file`` as an absolute path, checked before anything runs."""
+    if args.prompts_file is None:
+        return None
+    path = args.prompts_file.resolve()
+    if not path.is_file():
+        raise RunnerError(f"--prompts-file {args.prompts_file}: no such file")
+    return path

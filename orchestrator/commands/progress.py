@@ -6,7 +6,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -21,18 +20,6 @@ from rich.progress import (
 from rich.text import Text
 
 log = logging.getLogger(__name__)
-
-
-class ProgressView(Protocol):
-    """What the sweep reports while it runs."""
-
-    def start(self, total: int) -> None: ...
-
-    def started(self, slot: str, name: str) -> None: ...
-
-    def finished(self, slot: str, name: str, status: str) -> None: ...
-
-    def stop(self) -> None: ...
 
 
 class LogProgress:
@@ -107,7 +94,7 @@ class RichProgress:
         self._live.stop()
 
 
-def make_progress(console: Console, quiet: bool) -> ProgressView:
+def make_progress(console: Console, quiet: bool) -> LogProgress | RichProgress:
     """Rich on a terminal (unless quiet), log lines otherwise."""
     if console.is_terminal and not quiet:
         return RichProgress(console)

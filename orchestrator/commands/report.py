@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from orchestrator.store.paths import DEFAULT_OUTPUT_DIR
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -16,8 +18,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output-dir",
         type=Path,
-        default=Path("batch_results"),
-        help="the sweep's output folder (./batch_results)",
+        default=Path(DEFAULT_OUTPUT_DIR),
+        help=f"the sweep's output folder (./{DEFAULT_OUTPUT_DIR})",
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="report folder (<output-dir>/report)"

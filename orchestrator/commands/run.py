@@ -7,12 +7,18 @@ import logging
 from collections.abc import Sequence
 
 from energy_bench import contract
-from orchestrator.commands.common import add_common_options, hf_cache_for, warn_without_token
+from orchestrator.commands.common import (
+    add_common_options,
+    hf_cache_for,
+    prompts_file,
+    warn_without_token,
+)
 from orchestrator.commands.logs import setup_logging
 from orchestrator.errors import RunnerError
 from orchestrator.execution.execute import ExecOptions, execute
 from orchestrator.execution.gpus import inventory, select
 from orchestrator.execution.runners.choice import make_runner
+from orchestrator.execution.scheduler import other_row
 from orchestrator.models.csv_reader import single_config
 from orchestrator.planning.plan import PlanOptions, plan_runs
 from orchestrator.secrets import find_hf_token
@@ -50,23 +56,27 @@ def run_cli(argv: Sequence[str]) -> int:
     )
     runner = make_runner(args.runner, args.image)
     software_id = runner.software_id(args.image)
+    gpus = select(inventory(), args.gpus)
     options = PlanOptions(
         image=args.image,
         software_id=software_id,
+        hardware=gpus[0].name if gpus else "cpu",
         num_prompts=args.num_prompts,
-        prompts_file=args.prompts_file.resolve() if args.prompts_file else None,
+        prompts_file=prompts_file(args),
         extra_overrides=tuple(args.overrides),
     )
     (plan,) = plan_runs([config], options)
     if plan.skip_reason:
         raise RunnerError(plan.skip_reason)
+    layout = OutputLayout(args.output_dir.resolve())
+    clash = other_row(layout.run_dir(plan.name), plan)
+    if clash:
+        raise RunnerError(f"{plan.name}: {clash}")
     token = find_hf_token()
     warn_without_token([plan], token is not None)
-    gpus = select(inventory(), args.gpus)
     if gpus and len(gpus) < plan.gpus_needed:
         raise RunnerError(f"{plan.name} needs {plan.gpus_needed} free GPUs; {len(gpus)} are free")
     uuids = tuple(g.uuid for g in gpus[: plan.gpus_needed])
-    layout = OutputLayout(args.output_dir.resolve())
     log.info(
         "%s: %s runner, %s, run id %s",
         plan.name,

@@ -10,7 +10,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from orchestrator.commands.common import add_common_options, hf_cache_for, warn_without_token
+from orchestrator.commands.common import (
+    add_common_options,
+    hf_cache_for,
+    prompts_file,
+    warn_without_token,
+)
 from orchestrator.commands.logs import add_debug_log, setup_logging
 from orchestrator.commands.progress import make_progress
 from orchestrator.commands.tables import print_plan, print_summary
@@ -18,7 +23,8 @@ from orchestrator.errors import EXIT_FAILED_RUNS, RunnerError
 from orchestrator.execution.execute import ExecOptions
 from orchestrator.execution.gpus import inventory, select
 from orchestrator.execution.runners.choice import make_runner
-from orchestrator.execution.scheduler import Slot, cpu_slots, gpu_slots, run_sweep
+from orchestrator.execution.scheduler import run_sweep
+from orchestrator.execution.slots import Slot, cpu_slots, gpu_slots
 from orchestrator.models.csv_reader import read_models_csv
 from orchestrator.models.filters import filter_configs
 from orchestrator.planning.plan import CLASS_C_DEFAULT_GPUS, PlanOptions, plan_runs
@@ -28,7 +34,7 @@ from orchestrator.store.lock import output_lock
 log = logging.getLogger(__name__)
 ENV_PREFIX = "AI_ENERGY_SCORE_"
 ENV_SETTINGS = ("csv", "output_dir", "runner", "image", "gpus", "timeout", "retries",
-                "max_parallel", "num_prompts", "class_c_gpus")  # fmt: skip
+                "max_parallel", "num_prompts", "class_c_gpus", "order")  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
         help="at most this many runs at once (default: one per free slot)",
     )
     parser.add_argument(
+        "--order",
+        choices=("longest", "priority"),
+        default="longest",
+        help="start the longest runs first (durations of earlier runs, else estimates), or in "
+        "priority then CSV order (longest)",
+    )
+    parser.add_argument(
         "--class-c-gpus",
         type=int,
         default=CLASS_C_DEFAULT_GPUS,
@@ -89,7 +102,7 @@ def _env_defaults() -> dict[str, str]:
 def _slots(args: argparse.Namespace) -> list[Slot]:
     gpus = select(inventory(), args.gpus)
     if gpus:
-        return gpu_slots([g.uuid for g in gpus])
+        return gpu_slots([g.uuid for g in gpus], [g.name for g in gpus])
     if args.gpus:
         raise RunnerError(f"--gpus {args.gpus}: no usable GPU")
     return cpu_slots(args.max_parallel or 1)
@@ -120,11 +133,12 @@ def sweep_cli(argv: Sequence[str]) -> int:
     runner = make_runner(args.runner, args.image)
     software_id = runner.software_id(args.image)
     options = PlanOptions(
-        image=args.image, software_id=software_id, num_prompts=args.num_prompts,
-        prompts_file=args.prompts_file.resolve() if args.prompts_file else None,
+        image=args.image, software_id=software_id, hardware=slots[0].gpu_name if slots else "cpu",
+        num_prompts=args.num_prompts,
+        prompts_file=prompts_file(args),
         extra_overrides=tuple(args.overrides), class_c_gpus=args.class_c_gpus,
     )  # fmt: skip
-    plans = plan_runs(selected, options)
+    plans = plan_runs(selected, options, all_rows=configs)
     console = Console(stderr=False)
     if args.dry_run:
         print_plan(console, plans, args, slots, runner.name)
@@ -156,6 +170,7 @@ def sweep_cli(argv: Sequence[str]) -> int:
             force=args.force,
             token=token.value if token else None,
             max_parallel=args.max_parallel,
+            order=args.order,
         )
     print_summary(console, result, args.output_dir)
     if not args.no_report:

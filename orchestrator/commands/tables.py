@@ -9,7 +9,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.execution.scheduler import Slot, SweepResult, triage
+from orchestrator.execution.scheduler import SweepResult, triage
+from orchestrator.execution.slots import Slot
 from orchestrator.planning.plan import RunPlan
 from orchestrator.store.master import collect_rows
 from orchestrator.store.paths import OutputLayout

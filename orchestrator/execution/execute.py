@@ -38,8 +38,8 @@ class ExecOptions:
 
 
 def now_iso() -> str:
-    """The current UTC time, ISO 8601 to the second."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """The current UTC time, ISO 8601 to the millisecond (runs on several GPUs overlap)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _base_record(plan: RunPlan, runner: str, options: ExecOptions, status: str) -> RunRecord:
@@ -72,6 +72,7 @@ def execute(
     runner: Runner,
     options: ExecOptions,
     gpu_uuids: tuple[str, ...] = (),
+    cpus: tuple[int, ...] = (),
     token: str | None = None,
     stop: threading.Event | None = None,
 ) -> RunRecord:
@@ -94,6 +95,7 @@ def execute(
         results_dir=folder,
         log_path=log_path,
         gpu_uuids=gpu_uuids,
+        cpus=cpus,
         timeout_s=options.timeout_s,
         image=options.image,
         hf_cache_dir=options.hf_cache_dir,

@@ -1,35 +1,47 @@
-"""Run a sweep: a pool of GPU slots, one run per free slot, resume, Ctrl-C that cleans up.
+"""Run a sweep: a pool of GPU slots, runs started as slots free up, resume, Ctrl-C that cleans up.
 
-Each run gets exactly the GPUs its plan needs (class A/B one, class C the configured number).
-Runs start greedily in priority order as slots free up; the master CSV is rebuilt after every run.
+Each run gets exactly the GPUs its plan needs (class A/B one, class C the configured number) and
+the cores of those slots. By default runs start longest first (``ordering``), with measured
+durations remembered per run id and GPU model; ``order="priority"`` starts them in priority then
+CSV order, first fit. The master CSV is rebuilt after every run.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, Protocol
 
-from orchestrator.commands.progress import ProgressView
 from orchestrator.execution.execute import ExecOptions, execute, skipped_record
+from orchestrator.execution.ordering import Job, expected_durations, longest_first, to_start
 from orchestrator.execution.runners.base import Runner
+from orchestrator.execution.slots import Slot
 from orchestrator.planning.plan import RunPlan
+from orchestrator.store.durations import duration_key, load_durations, save_duration
 from orchestrator.store.master import rebuild_master
 from orchestrator.store.paths import OutputLayout
 from orchestrator.store.records import RunRecord, is_complete, load_record, save_record
 
 log = logging.getLogger(__name__)
 
+Order = Literal["longest", "priority"]
 
-@dataclass(frozen=True)
-class Slot:
-    """A unit of the pool: a GPU (by UUID), or a logical CPU slot on a host without GPUs."""
 
-    label: str
-    uuid: str | None = None
+class ProgressView(Protocol):
+    """What the sweep reports while it runs."""
+
+    def start(self, total: int) -> None: ...
+
+    def started(self, slot: str, name: str) -> None: ...
+
+    def finished(self, slot: str, name: str, status: str) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -42,16 +54,6 @@ class SweepResult:
     @property
     def failed(self) -> list[RunRecord]:
         return [r for r in self.records if r.status in ("failed", "interrupted")]
-
-
-def gpu_slots(uuids: Sequence[str]) -> list[Slot]:
-    """A slot per GPU."""
-    return [Slot(f"GPU {i}", u) for i, u in enumerate(uuids)]
-
-
-def cpu_slots(count: int) -> list[Slot]:
-    """Logical slots for a host without GPUs."""
-    return [Slot(f"CPU slot {i}") for i in range(count)]
 
 
 def triage(
@@ -67,11 +69,26 @@ def triage(
             skipped.append((plan, plan.skip_reason))
         elif need > len(slots):
             skipped.append((plan, f"needs {need} GPUs; {len(slots)} usable on this host"))
+        elif owner := other_row(layout.run_dir(plan.name), plan):
+            skipped.append((plan, owner))
         elif not force and is_complete(layout.run_dir(plan.name), plan.run_id):
             done.append(plan)
         else:
             todo.append(plan)
     return todo, done, skipped
+
+
+def other_row(folder: Path, plan: RunPlan) -> str:
+    """Why ``folder`` cannot take this run: it holds another row's results ("" when it can)."""
+    record = load_record(folder)
+    c = plan.config
+    mine = (c.model_id, c.task.value, c.reasoning_state.value)
+    if record is None or (record.model_id, record.task, record.reasoning_state) == mine:
+        return ""
+    return (
+        f"its folder {folder.name} holds the results of another row ({record.model_id}, "
+        f"{record.task}, {record.reasoning_state or 'no state'}); use another --output-dir"
+    )
 
 
 def run_sweep(
@@ -84,6 +101,7 @@ def run_sweep(
     force: bool = False,
     token: str | None = None,
     max_parallel: int | None = None,
+    order: Order = "longest",
 ) -> SweepResult:
     """Run every plan that is not complete; returns all records.
 
@@ -102,15 +120,23 @@ def run_sweep(
         result.resumed.append(plan.name)
     for plan, reason in skipped:
         record = skipped_record(plan, options, reason)
-        save_record(layout.run_dir(plan.name), record)
+        if not other_row(layout.run_dir(plan.name), plan):  # never over another row's record
+            save_record(layout.run_dir(plan.name), record)
         result.records.append(record)
     on_gpus = any(s.uuid for s in slots)
+    gpu_name = slots[0].gpu_name if slots else "cpu"
+    expected = expected_durations(todo, load_durations(options.out_dir), gpu_name)
+    jobs = [Job(p, p.gpus_needed if on_gpus else 1, *expected[p.run_id]) for p in todo]
+    pending = longest_first(jobs) if order == "longest" else jobs
+    for job in pending:
+        log.debug(
+            "%s: %s %.0f s", job.plan.name, "took" if job.known else "estimated", job.expected_s
+        )
     free = list(slots)
     lock = threading.Lock()
     stop = threading.Event()
     progress.start(len(todo))
-    running: dict[Future[RunRecord], tuple[RunPlan, list[Slot]]] = {}
-    pending = list(todo)
+    running: dict[Future[RunRecord], tuple[Job, list[Slot], float]] = {}
 
     def launch(plan: RunPlan, taken: list[Slot]) -> RunRecord:
         label = ", ".join(s.label for s in taken)
@@ -121,27 +147,42 @@ def run_sweep(
             options=options,
             stop=stop,
             gpu_uuids=tuple(s.uuid for s in taken if s.uuid),
+            cpus=tuple(sorted({c for s in taken for c in s.cpus})),
             token=token,
         )
         with lock:
+            if record.status == "ok":
+                key = duration_key(plan.run_id, gpu_name)
+                save_duration(options.out_dir, key, record.duration_s)
             rebuild_master(options.out_dir)
         progress.finished(label, plan.name, record.status)
         return record
 
+    def starting_now() -> list[Job]:
+        if order == "priority":  # first fit in priority order
+            chosen, left = [], len(free)
+            for job in pending:
+                if job.need <= left:
+                    chosen.append(job)
+                    left -= job.need
+        else:
+            now = time.monotonic()
+            ends = [(t0 + job.expected_s, job.need) for job, _, t0 in running.values()]
+            chosen = to_start(pending, len(free), ends, now)
+        if max_parallel is not None:
+            chosen = chosen[: max(max_parallel - len(running), 0)]
+        return chosen
+
     pool = ThreadPoolExecutor(max_workers=max(len(slots), 1), thread_name_prefix="run")
     try:
         while pending or running:
-            for plan in list(pending):
-                need = plan.gpus_needed if on_gpus else 1
-                if max_parallel is not None and len(running) >= max_parallel:
-                    break
-                if need <= len(free):
-                    taken, free[:] = free[:need], free[need:]
-                    pending.remove(plan)
-                    running[pool.submit(launch, plan, taken)] = (plan, taken)
+            for job in starting_now():
+                taken, free[:] = free[: job.need], free[job.need :]
+                pending.remove(job)
+                running[pool.submit(launch, job.plan, taken)] = (job, taken, time.monotonic())
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in finished:
-                plan, taken = running.pop(future)
+                _, taken, _ = running.pop(future)
                 free.extend(taken)
                 result.records.append(future.result())
     except KeyboardInterrupt:

@@ -43,6 +43,7 @@ class RunSpec:
 
     ``overrides`` are the benchmark's ``key=value`` arguments, with host paths. ``output_dir`` is
     the sweep's output folder that the run belongs to (runners label what they start with it).
+    ``cpus`` are the cores the run may use (all of them when empty).
     ``read_only_paths`` are host files or folders the run reads (a local model, a prompts file);
     the docker runner mounts them read-only at the same path.
     """
@@ -53,6 +54,7 @@ class RunSpec:
     results_dir: Path
     log_path: Path
     gpu_uuids: tuple[str, ...] = ()
+    cpus: tuple[int, ...] = ()
     timeout_s: float | None = None
     image: str = ""
     hf_cache_dir: Path | None = None

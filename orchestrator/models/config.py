@@ -118,7 +118,8 @@ class ModelConfig:
     """One validated row of the models CSV with its resolved reasoning directive.
 
     ``model_id`` is a Hub id (``org/name``) or a local folder path. ``max_new_tokens`` and
-    ``min_new_tokens`` are None for tasks that generate no tokens.
+    ``min_new_tokens`` are None for tasks that generate no tokens. ``num_gpus`` is the row's own
+    GPU count (its Chat Template YAML's ``num_gpus``), None to take its class's.
     """
 
     model_id: str
@@ -133,6 +134,7 @@ class ModelConfig:
     chat_template_params: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
     line: int = 0
+    num_gpus: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "chat_template_params", _frozen(self.chat_template_params))
@@ -164,6 +166,7 @@ class ModelConfig:
             "reasoning": self.reasoning.to_dict(),
             "max_new_tokens": self.max_new_tokens,
             "min_new_tokens": self.min_new_tokens,
+            "num_gpus": self.num_gpus,
             "chat_template_params": dict(self.chat_template_params),
             "source": self.source,
             "line": self.line,

@@ -226,6 +226,16 @@ def _row_budget(
     return int(high or max_tokens), low
 
 
+def _row_gpus(row: _Row, params: Mapping[str, Any]) -> int | None:
+    """A row's own GPU count (``num_gpus`` in its Chat Template YAML), or None."""
+    if "num_gpus" not in params:
+        return None
+    value = params["num_gpus"]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise row.error(TEMPLATE, "num_gpus must be a whole number of at least 1", str(value))
+    return value
+
+
 def _config(row: _Row, budgets: TokenBudgets) -> ModelConfig:
     model_id = _model_id(row)
     priority = _priority(row)
@@ -256,6 +266,7 @@ def _config(row: _Row, budgets: TokenBudgets) -> ModelConfig:
         chat_template_params=params,
         source=str(row.path),
         line=row.line,
+        num_gpus=_row_gpus(row, params),
     )
 
 

@@ -5,10 +5,11 @@ share it (``org/m`` text and image rows, local folders ``/a/tiny`` and ``/b/tiny
 ``a/b_c`` and ``a_b/c``), each of them gets a suffix derived from what tells them apart, so the
 same row keeps the same folder from one sweep to the next.
 
-The run id is a digest of everything that changes a run's result: the model, task and reasoning
-state, every benchmark setting (the overrides; the defaults come with the software), the software
-that runs it (the image's ID, or the benchmark package and libraries of a local run) and the GPU
-count. Resume trusts a folder's result only when its run id is the plan's.
+The run id is a digest of everything that changes a run's result: the model, its class, task and
+reasoning state, every benchmark setting (the overrides; the defaults come with the software), the
+content of a prompts file, the software that runs it (the image's ID, or the benchmark package
+and libraries of a local run), the GPU model and the GPU count. A local model folder counts by its
+path, not its content. Resume trusts a folder's result only when its run id is the plan's.
 """
 
 from __future__ import annotations
@@ -70,16 +71,37 @@ def canonical_overrides(overrides: Sequence[str]) -> dict[str, str]:
     return dict(sorted(settings.items()))
 
 
+def file_digest(path: Path) -> str:
+    """A digest of a file's content (a prompts file: the same path may hold other prompts)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def run_id(
-    config: ModelConfig, overrides: Sequence[str], *, software_id: str, gpu_count: int
+    config: ModelConfig,
+    overrides: Sequence[str],
+    *,
+    software_id: str,
+    gpu_count: int,
+    hardware: str = "",
+    inputs: Sequence[str] = (),
 ) -> str:
-    """The digest of what makes the run's result; the same plan gives the same id."""
+    """The digest of what makes the run's result; the same plan gives the same id.
+
+    ``hardware`` is the GPU model (or ``cpu``); ``inputs`` are digests of input files.
+    """
     return _digest(
         {
             "row": _row_key(config),
+            "class": config.model_class.value if config.model_class else "",
             "settings": canonical_overrides(overrides),
             "software": software_id,
+            "hardware": hardware,
             "gpus": gpu_count,
+            "inputs": list(inputs),
         },
         12,
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.models.config import ModelClass, ModelConfig, Task
-from orchestrator.planning.identity import run_id, run_names
+from orchestrator.planning.identity import file_digest, run_id, run_names
 
 CLASS_C_DEFAULT_GPUS = 2
 
@@ -16,12 +16,13 @@ CLASS_C_DEFAULT_GPUS = 2
 class PlanOptions:
     """Sweep-wide settings that shape every run's command.
 
-    ``software_id`` names the software that runs the benchmark (the runner's ``software_id``);
-    it is part of every run id.
+    ``software_id`` names the software that runs the benchmark (the runner's ``software_id``) and
+    ``hardware`` the GPU model the runs get (``cpu`` without GPUs); both are part of every run id.
     """
 
     image: str
     software_id: str
+    hardware: str = ""
     num_prompts: int | None = None
     prompts_file: Path | None = None
     extra_overrides: tuple[str, ...] = ()
@@ -50,6 +51,7 @@ def benchmark_overrides(config: ModelConfig, options: PlanOptions) -> tuple[str,
     d = config.reasoning
     items = [
         f"backend.model={config.model_id}",
+        f"backend.num_gpus={gpus_for(config, options)}",
         f"scenario.reasoning={_bool(d.enabled)}",
         f"scenario.reasoning_params.control={d.control}",
     ]
@@ -66,14 +68,33 @@ def benchmark_overrides(config: ModelConfig, options: PlanOptions) -> tuple[str,
 
 
 def gpus_for(config: ModelConfig, options: PlanOptions) -> int:
-    """Class A and B get exactly one GPU; class C the configured number."""
+    """How many GPUs the run is given.
+
+    The row's own count if it names one; else one for class A and B, and ``--class-c-gpus``
+    for class C.
+    """
+    if config.num_gpus is not None:
+        return config.num_gpus
     return options.class_c_gpus if config.model_class is ModelClass.C else 1
 
 
-def plan_runs(configs: Sequence[ModelConfig], options: PlanOptions) -> list[RunPlan]:
-    """A plan per config, in CSV order."""
+def plan_runs(
+    configs: Sequence[ModelConfig],
+    options: PlanOptions,
+    *,
+    all_rows: Sequence[ModelConfig] | None = None,
+) -> list[RunPlan]:
+    """A plan per config, in CSV order.
+
+    Folder names are decided among ``all_rows`` (the whole CSV, before any filter), so a row
+    keeps its folder whichever rows a sweep selects.
+    """
+    universe = list(all_rows) if all_rows is not None else list(configs)
+    inputs = [file_digest(options.prompts_file)] if options.prompts_file is not None else []
+    names = dict(zip(map(id, universe), run_names(universe), strict=True))
     plans = []
-    for config, name in zip(configs, run_names(configs), strict=True):
+    for config in configs:
+        name = names.get(id(config)) or run_names([config])[0]
         overrides = benchmark_overrides(config, options)
         gpus = gpus_for(config, options)
         paths = [Path(config.model_id)] if Path(config.model_id).is_absolute() else []
@@ -85,7 +106,14 @@ def plan_runs(configs: Sequence[ModelConfig], options: PlanOptions) -> list[RunP
         plans.append(
             RunPlan(
                 config=config,
-                run_id=run_id(config, overrides, software_id=options.software_id, gpu_count=gpus),
+                run_id=run_id(
+                    config,
+                    overrides,
+                    software_id=options.software_id,
+                    gpu_count=gpus,
+                    hardware=options.hardware,
+                    inputs=inputs,
+                ),
                 name=name,
                 overrides=overrides,
                 gpus_needed=gpus,

@@ -36,7 +36,7 @@ def make_report(out_dir: Path, report_dir: Path | None = None) -> ReportFiles:
     labels: list[Path] = []
     for r in rated:
         if r.stars is not None:
-            labels.extend(draw_label(r, layout.labels))
+            labels.extend(draw_label(r, layout))
     token = find_hf_token()
     write_archive(
         layout.archive,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import matplotlib
@@ -12,19 +11,15 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import FancyBboxPatch
 
 from orchestrator.reports.ratings import Rated
+from orchestrator.store.paths import ReportLayout
 
 SIZE_IN = (4.0, 5.0)
 DPI = 150
 STAR_COLOURS = {5: "#2a9d8f", 4: "#8ab17d", 3: "#e9c46a", 2: "#f4a261", 1: "#e76f51"}
 
 
-def label_name(r: Rated) -> str:
-    """The file name (without suffix) of a run's label."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(r.row.get("run_name") or r.row.get("run_id")))
-
-
-def draw_label(r: Rated, folder: Path) -> tuple[Path, Path]:
-    """Write ``<run>.png`` and ``<run>.svg`` into ``folder``; returns both paths."""
+def draw_label(r: Rated, layout: ReportLayout) -> tuple[Path, Path]:
+    """Write the run's PNG and SVG label into the report's labels folder; returns both paths."""
     assert r.stars is not None
     row = r.row
     fig = plt.figure(figsize=SIZE_IN, dpi=DPI)
@@ -71,9 +66,8 @@ def draw_label(r: Rated, folder: Path) -> tuple[Path, Path]:
     ]
     for i, line in enumerate(lines):
         ax.text(0.1, 0.27 - i * 0.055, line, fontsize=6.5, color="#333")
-    folder.mkdir(parents=True, exist_ok=True)
-    name = label_name(r)
-    png, svg = folder / f"{name}.png", folder / f"{name}.svg"
+    png, svg = layout.label(str(r.row.get("run_name") or r.row.get("run_id")))
+    png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=DPI)
     fig.savefig(svg)
     plt.close(fig)

@@ -81,7 +81,7 @@ def efficiency_scatter(rated: Sequence[Rated]) -> str:
             continue
         ax.scatter(x, y, color=CLASS_COLOURS.get(r.row.get("model_class") or "", "#8d99ae"))
         ax.annotate(_label(r), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("throughput (completion tokens / s)")
+    ax.set_xlabel("throughput (prompt + completion tokens / s)")
     ax.set_ylabel("tokens per joule (prompt + completion)")
     ax.set_title("Efficiency against speed")
     return _svg(fig)

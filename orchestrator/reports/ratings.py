@@ -21,6 +21,7 @@ SUSPECT_FLAGS = {
     "short_window": "measured window shorter than ten energy-counter updates",
     "counter_reset": "the energy counter reset during the run",
     "trace_mismatch": "power trace and energy counter disagree by more than 5 %",
+    "foreign_process": "another process used the run's GPU during a measured window",
 }
 
 

@@ -35,12 +35,14 @@ EXTRA_COLUMNS = (
     "run_id", "run_name", "status", "cause", "runner", "image", "software_id", "gpu_name",
     "gpu_uuids", "energy_source", "energy_above_idle_wh", "idle_power_w", "average_power_w",
     "output_tokens_per_second", "repeats", "repeat_energy_cv", "reasoning_control",
-    "reasoning_requested_control", "short_window", "counter_reset", "trace_mismatch", "warmup",
+    "reasoning_requested_control", "short_window", "counter_reset", "trace_mismatch",
+    "foreign_process", "gpu_count", "gpu_energy_j_each", "warmup",
     "batch_size", "config_hash", "attempts", "run_wall_seconds", "log_path",
 )  # fmt: skip
 COLUMNS = AI_ENERGY_SCORE_COLUMNS + EXTRA_COLUMNS
 CORRUPT = "corrupt_result"
-COLUMNS_KEY = ",".join(COLUMNS)  # a cache made for other columns is not used
+# A cache made for other columns, another report schema or another version is not used.
+CACHE_KEY = f"{contract.VERSION} schema {contract.SCHEMA_VERSION}: " + ",".join(COLUMNS)
 
 # The report's numbers that become columns of the same name.
 _SUMMARY_COLUMNS = tuple(k for k in contract.SUMMARY_KEYS if k in COLUMNS)
@@ -84,8 +86,20 @@ def _report_columns(report: Mapping[str, Any]) -> dict[str, Any]:
         "warmup": summary.get("warmup"),
         "gpu_name": ", ".join(map(str, names)) if isinstance(names, list) else str(names),
         "config_hash": provenance.get("config_hash"),
+        **_gpu_columns(energy.get("gpus")),
         "reasoning_control": report.get("reasoning_control"),
         "reasoning_requested_control": reasoning.get("requested_control"),
+    }
+
+
+def _gpu_columns(gpus: Any) -> dict[str, Any]:
+    """How many devices were measured, and each one's energy per pass (J, space-separated)."""
+    if not isinstance(gpus, list):
+        return {}
+    each = [g.get("energy_j") for g in gpus if isinstance(g, Mapping)]
+    return {
+        "gpu_count": len(each),
+        "gpu_energy_j_each": " ".join(f"{e:.1f}" for e in each if isinstance(e, int | float)),
     }
 
 
@@ -106,14 +120,18 @@ def row_of(record: RunRecord, report: Any) -> dict[str, Any]:
 
 
 def _stamp(folder: Path) -> list[int]:
-    """Size and modification time of a run's record and report (zeros for a missing file)."""
+    """Identity, size and times of a run's record and report (zeros for a missing file).
+
+    The change time is set by the kernel on every write: a file restored with its old
+    modification time (``cp -p``, ``rsync -a``) still reads as changed.
+    """
     stamp = []
     for path in (folder / RECORD_FILE, folder / contract.REPORT_FILE):
         try:
             info = path.stat()
-            stamp += [info.st_size, info.st_mtime_ns]
+            stamp += [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
         except OSError:
-            stamp += [0, 0]
+            stamp += [0, 0, 0, 0]
     return stamp
 
 
@@ -128,9 +146,7 @@ def _cached_rows(out_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The rows, reading only folders that changed since the cache was written; and the cache."""
     layout = OutputLayout(out_dir)
     old = read_json(layout.master_cache)
-    old_runs = (
-        old.get("runs", {}) if isinstance(old, dict) and old.get("columns") == COLUMNS_KEY else {}
-    )
+    old_runs = old.get("runs", {}) if isinstance(old, dict) and old.get("key") == CACHE_KEY else {}
     runs: dict[str, Any] = {}
     rows = []
     for folder in layout.run_folders():
@@ -143,7 +159,7 @@ def _cached_rows(out_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         runs[folder.name] = {"stamp": stamp, "row": row}
         if row is not None:
             rows.append(row)
-    return rows, {"columns": COLUMNS_KEY, "runs": runs}
+    return rows, {"key": CACHE_KEY, "runs": runs}
 
 
 def collect_rows(out_dir: Path) -> list[dict[str, Any]]:

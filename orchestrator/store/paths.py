@@ -7,18 +7,21 @@ sweep), ``individual_runs/<run name>/`` (the run's record and its result files) 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from energy_bench import contract
 
+DEFAULT_OUTPUT_DIR = "batch_results"
 MASTER_FILE = "master_results.csv"
 MASTER_CACHE = ".master_rows.json"  # each run's row with the stamps of the files it came from
 RUNS_DIR = "individual_runs"
 LOGS_DIR = "logs"
 REPORT_DIR = "report"
 LOCK_FILE = ".sweep.lock"
+DURATIONS_FILE = ".run_durations.json"  # how long each run took, for longest-first scheduling
 RECORD_FILE = "run_record.json"
 LEADERBOARD_CSV = "leaderboard.csv"
 LEADERBOARD_HTML = "leaderboard.html"
@@ -53,6 +56,10 @@ class OutputLayout:
     @property
     def lock(self) -> Path:
         return self.root / LOCK_FILE
+
+    @property
+    def durations(self) -> Path:
+        return self.root / DURATIONS_FILE
 
     @property
     def report(self) -> Path:
@@ -121,6 +128,11 @@ class ReportLayout:
     @property
     def archive(self) -> Path:
         return self.folder / ARCHIVE_FILE
+
+    def label(self, run: str) -> tuple[Path, Path]:
+        """The PNG and SVG energy label of a run (its name made safe for any file system)."""
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run)
+        return self.labels / f"{safe}.png", self.labels / f"{safe}.svg"
 
 
 def archive_member(run: str, file: str, *, log: bool = False) -> str:

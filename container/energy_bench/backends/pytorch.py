@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from energy_bench.backends import placement
 from energy_bench.backends.base import Batch, Generation
 from energy_bench.config import BackendConfig, ScenarioConfig
 from energy_bench.errors import (
@@ -94,27 +95,26 @@ class PyTorchBackend:
                 self.cfg.processor or model_id, trust_remote_code=remote
             )
             if self.cfg.no_weights:
-                if len(self.devices) > 1:
-                    raise BenchConfigError("backend.no_weights supports one device (num_gpus=1)")
                 config = AutoConfig.from_pretrained(model_id, trust_remote_code=remote)
                 torch.manual_seed(self.scenario.seed)
-                # Built on the device: random init of a large model on the CPU takes minutes.
-                with self.devices[0]:
-                    self.model = AutoModelForCausalLM.from_config(
-                        config, dtype=self.dtype, trust_remote_code=remote
-                    )
-            else:
-                placement: Any = self.devices[0] if len(self.devices) == 1 else "auto"
-                extra = {}
                 if len(self.devices) > 1:
-                    free = {d.index: torch.cuda.mem_get_info(d)[0] for d in self.devices}
-                    extra["max_memory"] = free
+                    self.model = placement.random_model_across(
+                        config, self.devices, self.dtype, remote
+                    )
+                else:
+                    # Built on the device: random init of a large model on the CPU takes minutes.
+                    with self.devices[0]:
+                        self.model = AutoModelForCausalLM.from_config(
+                            config, dtype=self.dtype, trust_remote_code=remote
+                        )
+            else:
+                one = len(self.devices) == 1
                 self.model = AutoModelForCausalLM.from_pretrained(
                     model_id,
                     dtype=self.dtype,
-                    device_map=placement,
+                    device_map=self.devices[0] if one else "auto",
+                    max_memory=None if one else placement.max_memory(self.devices),
                     trust_remote_code=remote,
-                    **extra,
                 )
         except torch.cuda.OutOfMemoryError as exc:
             raise OutOfMemory(f"out of GPU memory loading {model_id}: {exc}") from exc

@@ -3,13 +3,16 @@
 ``begin_window(name)`` / ``end_window(name) -> Measurement`` (and ``window(name)``, built on them)
 read the source's cumulative counters after synchronising the devices, so queued GPU work is
 inside the window it belongs to. A background thread samples power, SM clock and temperature into
-a trace; each window's trace integral is cross-checked against its counter delta.
+a trace; each window's trace integral is cross-checked against its counter delta, device by
+device. At each window's start and end the meter asks which processes use the run's GPUs: one
+that is not the benchmark makes the window suspect (``foreign_process``).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import statistics
 import threading
 import time
@@ -54,6 +57,8 @@ class Measurement:
     trace_energy_j: float | None = None
     trace_deviation: float | None = None
     trace_samples: int = 0
+    device_trace_deviation: tuple[float | None, ...] = ()
+    foreign_pids: tuple[int, ...] = ()
 
     @property
     def energy_wh(self) -> float:
@@ -65,7 +70,12 @@ class Measurement:
 
     @property
     def trace_mismatch(self) -> bool:
+        """True when the trace and the counter disagree beyond tolerance on any device."""
         return self.trace_deviation is not None and abs(self.trace_deviation) > TRACE_TOLERANCE
+
+    @property
+    def foreign_process(self) -> bool:
+        return bool(self.foreign_pids)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -80,7 +90,9 @@ class Measurement:
             "counter_reset": self.counter_reset,
             "trace_energy_j": self.trace_energy_j,
             "trace_deviation": self.trace_deviation,
+            "device_trace_deviation": list(self.device_trace_deviation),
             "trace_samples": self.trace_samples,
+            "foreign_pids": list(self.foreign_pids),
         }
 
 
@@ -88,6 +100,7 @@ class Measurement:
 class _Open:
     start: float
     counters: list[float]
+    foreign: set[int]
 
 
 @dataclass
@@ -123,6 +136,7 @@ class EnergyMeter:
         self._thread = threading.Thread(target=self._sample_loop, name="power-sampler", daemon=True)
         self.sampler_cpu_s = 0.0
         self.sampler_wall_s = 0.0
+        self._present = source.gpu_pids()  # the benchmark itself, once its model is loaded
         self._thread.start()
 
     # --- sampler ---------------------------------------------------------------------------
@@ -158,12 +172,23 @@ class EnergyMeter:
             return list(self._trace)
 
     # --- windows ---------------------------------------------------------------------------
+    def foreign_pids(self) -> set[int]:
+        """Processes on the run's GPUs that are not this benchmark.
+
+        Where NVML shows this process's own PID (the same PID namespace), every other PID is
+        foreign; inside a container, whatever was not there when the meter started.
+        """
+        pids = self.source.gpu_pids()
+        own = os.getpid()
+        return pids - {own} if own in pids else pids - self._present
+
     def begin_window(self, name: str) -> None:
         """Start window ``name`` (after the devices finish their queued work)."""
         if name in self._open:
             raise ValueError(f"window {name!r} is already open")
         self._sync()
-        self._open[name] = _Open(time.monotonic(), self.source.read_j())
+        foreign = self.foreign_pids()
+        self._open[name] = _Open(time.monotonic(), self.source.read_j(), foreign)
         self._label = name
 
     def end_window(self, name: str) -> Measurement:
@@ -172,12 +197,16 @@ class EnergyMeter:
         counters = self.source.read_j()
         end = time.monotonic()
         opened = self._open.pop(name)
+        foreign = opened.foreign | self.foreign_pids()
+        if foreign:
+            log.warning("window %r: other processes on the run's GPUs: %s", name, sorted(foreign))
         self._label = next(reversed(self._open), "idle") if self._open else "idle"
         deltas = [b - a for a, b in zip(opened.counters, counters, strict=True)]
         duration = end - opened.start
         rows = self.trace()  # one snapshot serves both checks
         start_s, end_s = opened.start - self._t0, end - self._t0
-        trace_j, n = _trace_energy(rows, start_s, end_s)
+        device_trace, n = _trace_energy(rows, start_s, end_s, len(deltas))
+        trace_j = sum(device_trace) if n else None  # type: ignore[arg-type]
         reset = any(d < 0 for d in deltas) or _counter_fell(rows, start_s)
         if reset:
             log.warning("energy counter reset during window %r", name)
@@ -185,7 +214,12 @@ class EnergyMeter:
         energy = sum(deltas)
         if reset and trace_j is not None:
             energy = trace_j
-        deviation = (trace_j - energy) / energy if trace_j is not None and energy > 0 else None
+        per_device = tuple(
+            (t - d) / d if t is not None and d > 0 and not reset else None
+            for t, d in zip(device_trace, deltas, strict=True)
+        )
+        known = [x for x in per_device if x is not None]
+        deviation = max(known, key=abs) if known else None
         return Measurement(
             name=name,
             start_s=start_s,
@@ -198,6 +232,8 @@ class EnergyMeter:
             trace_energy_j=trace_j,
             trace_deviation=deviation,
             trace_samples=n,
+            device_trace_deviation=per_device,
+            foreign_pids=tuple(sorted(foreign)),
         )
 
     @contextmanager
@@ -237,20 +273,28 @@ def _counter_fell(rows: list[TraceRow], start: float) -> bool:
     return False
 
 
-def _trace_energy(rows: list[TraceRow], start: float, end: float) -> tuple[float | None, int]:
-    """Trapezoid integral of the sampled power over [start, end], summed over devices."""
-    total, count = 0.0, 0
-    for device in {r.device for r in rows}:
+def _trace_energy(
+    rows: list[TraceRow], start: float, end: float, devices: int
+) -> tuple[list[float | None], int]:
+    """Trapezoid integral of each device's sampled power over [start, end], and the samples used.
+
+    A device with fewer than two samples inside the window has no trace energy (None); then the
+    window as a whole has none either (count 0).
+    """
+    energies: list[float | None] = []
+    count = 0
+    for device in range(devices):
         points = [(r.t_s, r.power_w) for r in rows if r.device == device]
         inside = [p for p in points if start <= p[0] <= end]
         if len(inside) < 2:
-            return None, 0
+            return [None] * devices, 0
         before = [p for p in points if p[0] < start][-1:]
         after = [p for p in points if p[0] > end][:1]
         series = _clip(before + inside + after, start, end)
-        total += sum((t2 - t1) * (p1 + p2) / 2 for (t1, p1), (t2, p2) in itertools.pairwise(series))
+        pairs = itertools.pairwise(series)
+        energies.append(sum((t2 - t1) * (p1 + p2) / 2 for (t1, p1), (t2, p2) in pairs))
         count += len(inside)
-    return (total, count) if count else (None, 0)
+    return energies, count
 
 
 def _clip(points: list[tuple[float, float]], start: float, end: float) -> list[tuple[float, float]]:

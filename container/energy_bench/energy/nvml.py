@@ -157,6 +157,12 @@ class Nvml:
                 )
         return out
 
+    def compute_pids(self) -> set[int]:
+        """PIDs of the compute processes on any of the session's GPUs."""
+        n = self._pynvml
+        with _nvml_errors("listing GPU processes"):
+            return {p.pid for h in self._handles for p in n.nvmlDeviceGetComputeRunningProcesses(h)}
+
     def driver(self) -> dict[str, str]:
         """Driver version and the CUDA version the driver supports."""
         n = self._pynvml

@@ -49,6 +49,10 @@ class EnergySource(Protocol):
 
     def sample(self, *, with_energy: bool) -> list[PowerSample]: ...
 
+    def gpu_pids(self) -> set[int]:
+        """Processes using the measured GPUs (none for a source without GPUs)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -70,6 +74,9 @@ class NvmlSource:
 
     def sample(self, *, with_energy: bool) -> list[PowerSample]:
         return self._nvml.samples(with_energy=with_energy)
+
+    def gpu_pids(self) -> set[int]:
+        return self._nvml.compute_pids()
 
     def driver(self) -> dict[str, str]:
         return self._nvml.driver()
@@ -135,6 +142,9 @@ class RaplSource:
     def sample(self, *, with_energy: bool) -> list[PowerSample]:
         return self._power.samples(self.read_j())
 
+    def gpu_pids(self) -> set[int]:
+        return set()
+
     def close(self) -> None:
         pass
 
@@ -155,6 +165,9 @@ class EstimateSource:
 
     def sample(self, *, with_energy: bool) -> list[PowerSample]:
         return self._power.samples(self.read_j())
+
+    def gpu_pids(self) -> set[int]:
+        return set()
 
     def close(self) -> None:
         pass

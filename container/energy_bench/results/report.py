@@ -51,8 +51,36 @@ def _pass_figures(p: PassResult, idle_power_w: float | None) -> dict[str, Any]:
         "counter_reset": m.counter_reset,
         "trace_energy_j": m.trace_energy_j,
         "trace_deviation": m.trace_deviation,
+        "device_trace_deviation": list(m.device_trace_deviation),
         "trace_mismatch": m.trace_mismatch,
+        "foreign_process": m.foreign_process,
+        "foreign_pids": list(m.foreign_pids),
     }
+
+
+def _per_device(data: RunData, passes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each measured device on its own: energy per pass (mean), idle power, worst trace check."""
+    idle = data.idle
+    out = []
+    for i, device in enumerate(data.source.devices):
+        energies = [p["device_energy_j"][i] for p in passes]
+        deviations = [
+            p["device_trace_deviation"][i]
+            for p in passes
+            if i < len(p["device_trace_deviation"]) and p["device_trace_deviation"][i] is not None
+        ]
+        out.append(
+            {
+                **device.__dict__,
+                "energy_j": statistics.fmean(energies) if energies else None,
+                "pass_energy_j": energies,
+                "idle_power_w": idle.device_energy_j[i] / idle.duration_s
+                if idle is not None and idle.duration_s > 0
+                else None,
+                "trace_deviation_max": max(deviations, key=abs) if deviations else None,
+            }
+        )
+    return out
 
 
 def _mean(passes: list[dict[str, Any]], key: str) -> Any:
@@ -128,11 +156,8 @@ def build_report(data: RunData) -> dict[str, Any]:
         "prefill_wh": (_mean(passes, "prefill_j") or 0.0) / J_PER_WH,
         "decode_wh": (_mean(passes, "decode_j") or 0.0) / J_PER_WH,
         "prefill_decode_split": "time share: each pass's energy split by sum(TTFT) / sum(latency)",
-        "flags": {
-            "short_window": any(p["short_window"] for p in passes),
-            "counter_reset": any(p["counter_reset"] for p in passes),
-            "trace_mismatch": any(p["trace_mismatch"] for p in passes),
-        },
+        "flags": {key: any(p[key] for p in passes) for key in contract.FLAG_KEYS},
+        "gpus": _per_device(data, passes),
         "trace_deviation_max": max(
             (abs(p["trace_deviation"]) for p in passes if p["trace_deviation"] is not None),
             default=None,

@@ -16,10 +16,11 @@ RunnerName = Literal["auto", "docker", "local"]
 
 def make_runner(name: RunnerName, image: str) -> Runner:
     """The runner for ``name``. ``auto`` takes docker when an engine answers and has the image."""
-    from orchestrator.execution.runners.docker import DockerRunner, engine_answers
-
     if name == "local":
         return LocalRunner()
+    # The Docker SDK loads only where Docker may be used: a local-only host needs none of it.
+    from orchestrator.execution.runners.docker import DockerRunner, engine_answers
+
     if name == "docker":
         if not engine_answers():
             raise RunnerError("--runner docker: no Docker engine answers (is dockerd running?)")

@@ -110,6 +110,10 @@ class DockerRunner:
         for path in spec.read_only_paths:  # local models and prompt files, at the same path
             volumes[str(path)] = {"bind": str(path), "mode": "ro"}
         environment = {contract.RESULTS_DIR_ENV: contract.CONTAINER_RESULTS_DIR, **spec.env}
+        cpus = {}
+        if spec.cpus:  # the kernel holds the container to these cores; the benchmark sizes threads
+            environment[contract.CPUS_ENV] = contract.cpu_list(spec.cpus)
+            cpus["cpuset_cpus"] = contract.cpu_list(spec.cpus)
         if token:
             environment["HF_TOKEN"] = token
         devices = (
@@ -125,6 +129,7 @@ class DockerRunner:
             "environment": environment,
             "volumes": volumes,
             "device_requests": devices,
+            **cpus,
             "labels": {
                 LABEL_MANAGED: "true",
                 LABEL_RUN_ID: spec.run_id,

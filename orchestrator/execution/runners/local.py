@@ -72,6 +72,8 @@ class LocalRunner:
         env["PYTHONUNBUFFERED"] = "1"
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.gpu_uuids)
+        if spec.cpus:  # the benchmark pins itself to these cores and sizes its threads
+            env[contract.CPUS_ENV] = contract.cpu_list(spec.cpus)
         if spec.hf_cache_dir is not None:
             env["HF_HOME"] = str(spec.hf_cache_dir)
         if token:

@@ -1,0 +1,78 @@
+"""Placing a model across exactly the GPUs a run was given.
+
+A model with real weights is loaded by transformers with ``device_map="auto"`` and memory limits
+for those GPUs only. A model with random weights (``backend.no_weights``) bigger than one GPU is
+built here: parameters start on the meta device, a balanced device map over the run's GPUs is
+computed, and each parameter is made directly on its GPU with random values, so a 70B model
+never passes through host memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+HEADROOM = 0.9  # of each GPU's free memory for weights: the rest is for activations and cache
+
+
+def max_memory(devices: Sequence[Any]) -> dict[int, int]:
+    """Memory the weights may take on each of the run's GPUs (and on no other device)."""
+    import torch
+
+    return {d.index: int(torch.cuda.mem_get_info(d)[0] * HEADROOM) for d in devices}
+
+
+def device_for(name: str, device_map: Mapping[str, Any]) -> Any:
+    """The device of parameter ``name``: that of the longest module path of the map holding it."""
+    best = None
+    for module in device_map:
+        if (module == "" or name == module or name.startswith(module + ".")) and (
+            best is None or len(module) > len(best)
+        ):
+            best = module
+    if best is None:
+        raise KeyError(f"{name} is in no module of the device map")
+    return device_map[best]
+
+
+def random_model_across(config: Any, devices: Sequence[Any], dtype: Any, remote: bool) -> Any:
+    """A model of ``config`` with random weights spread over ``devices`` (CUDA devices)."""
+    import torch
+    from accelerate import dispatch_model, infer_auto_device_map, init_empty_weights
+    from accelerate.utils import get_balanced_memory, set_module_tensor_to_device
+    from transformers import AutoModelForCausalLM
+
+    with init_empty_weights():  # parameters on the meta device; the small buffers are real
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=remote)
+    no_split = getattr(model, "_no_split_modules", None) or []
+    limits = get_balanced_memory(
+        model, max_memory=max_memory(devices), no_split_module_classes=no_split, dtype=dtype
+    )
+    device_map = infer_auto_device_map(
+        model, max_memory=limits, no_split_module_classes=no_split, dtype=dtype
+    )
+    allowed = {d.index for d in devices}
+    if not set(device_map.values()) <= allowed:
+        raise ValueError(
+            f"the model does not fit on GPUs {sorted(allowed)}: the device map asks for "
+            f"{sorted(set(map(str, device_map.values())))}"
+        )
+    std = float(getattr(config, "initializer_range", 0.02) or 0.02)
+    for name, param in list(model.named_parameters()):
+        device = torch.device("cuda", device_for(name, device_map))
+        value = torch.empty(param.shape, dtype=param.dtype, device=device).normal_(0.0, std)
+        set_module_tensor_to_device(model, name, device, value=value)
+    if hasattr(model, "tie_weights"):
+        model.tie_weights()
+    log.info("placed across GPUs: %s", dict(sorted(_layers_per_device(device_map).items())))
+    return dispatch_model(model, device_map=device_map)
+
+
+def _layers_per_device(device_map: Mapping[str, Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for device in device_map.values():
+        counts[f"cuda:{device}"] = counts.get(f"cuda:{device}", 0) + 1
+    return counts

@@ -1,0 +1,66 @@
+"""The pool a sweep schedules onto: a slot per GPU (or logical CPU slots), each with its cores.
+
+The host's cores are split evenly between the slots, so that runs side by side on different GPUs
+do not share cores: the eager harness is bound by the CPU that launches its kernels, and two runs
+on shared cores disturb each other's energy even on separate GPUs. A run that takes several
+slots gets the cores of all of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A unit of the pool: a GPU (by UUID), or a logical CPU slot on a host without GPUs."""
+
+    label: str
+    uuid: str | None = None
+    gpu_name: str = "cpu"
+    cpus: tuple[int, ...] = ()
+
+
+def host_cpus() -> list[int]:
+    """The cores this process may use."""
+    return sorted(os.sched_getaffinity(0))
+
+
+def split_cpus(cpus: Sequence[int], parts: int) -> list[tuple[int, ...]]:
+    """``cpus`` in ``parts`` contiguous shares of (nearly) equal size, each at least one core.
+
+    With fewer cores than parts, shares repeat cores: isolation is then impossible, and every
+    share still gets a core.
+    """
+    cpus = list(cpus)
+    if parts <= 0:
+        return []
+    if len(cpus) < parts:
+        return [(cpus[i % len(cpus)],) for i in range(parts)]
+    size, extra = divmod(len(cpus), parts)
+    shares, start = [], 0
+    for i in range(parts):
+        end = start + size + (1 if i < extra else 0)
+        shares.append(tuple(cpus[start:end]))
+        start = end
+    return shares
+
+
+def gpu_slots(
+    uuids: Sequence[str], names: Sequence[str] | None = None, cpus: Sequence[int] | None = None
+) -> list[Slot]:
+    """A slot per GPU, each with its share of the host's cores."""
+    names = names or ["GPU"] * len(uuids)
+    shares = split_cpus(host_cpus() if cpus is None else cpus, len(uuids))
+    return [
+        Slot(f"GPU {i}", u, n, share)
+        for i, (u, n, share) in enumerate(zip(uuids, names, shares, strict=True))
+    ]
+
+
+def cpu_slots(count: int, cpus: Sequence[int] | None = None) -> list[Slot]:
+    """Logical slots for a host without GPUs, each with its share of the cores."""
+    shares = split_cpus(host_cpus() if cpus is None else cpus, count)
+    return [Slot(f"CPU slot {i}", cpus=share) for i, share in enumerate(shares)]
