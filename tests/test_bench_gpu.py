@@ -105,7 +105,8 @@ def test_a_model_is_placed_and_measured_across_exactly_its_two_gpus(tmp_path):
 
     model = tmp_path / "llama"
     model.mkdir()
-    (model / "config.json").write_text(json.dumps(SMALL_LLAMA))
+    # Tied input and output embeddings: they must land on one GPU, whatever the map.
+    (model / "config.json").write_text(json.dumps({**SMALL_LLAMA, "tie_word_embeddings": True}))
     results = tmp_path / "results"
     pynvml.nvmlInit()
     uuids = [pynvml.nvmlDeviceGetUUID(pynvml.nvmlDeviceGetHandleByIndex(i)) for i in (0, 1)]
@@ -127,3 +128,4 @@ def test_a_model_is_placed_and_measured_across_exactly_its_two_gpus(tmp_path):
     assert all(g["energy_j"] > 0 for g in gpus)
     assert report["energy"]["gpu_energy_j"] == pytest.approx(sum(g["energy_j"] for g in gpus))
     assert len(report["provenance"]["devices"]) == 2
+    assert set(report["provenance"]["placement"]) == {"cuda:0", "cuda:1"}  # modules on both

@@ -219,3 +219,29 @@ def test_a_process_that_appears_on_the_gpu_makes_the_window_suspect(own_pid_visi
     assert not alone.measurement.foreign_process
     assert shared.measurement.foreign_pids == (4242,)
     assert not after.measurement.foreign_process  # it left before this window began
+
+
+def test_after_a_counter_reset_each_gpu_takes_its_trace_energy():
+    source = ConstantPower([100.0, 300.0], reset_after_s=0.3)
+    meter = meter_for(source, sample_hz=50)
+    try:
+        with meter.window("work") as w:
+            time.sleep(0.7)
+    finally:
+        meter.close()
+    m = w.measurement
+    assert m.counter_reset
+    assert sum(m.device_energy_j) == pytest.approx(m.energy_j)
+    assert m.device_energy_j[1] == pytest.approx(3 * m.device_energy_j[0], rel=0.05)
+
+
+def test_a_gpu_whose_processes_cannot_be_listed_is_not_flagged():
+    source = ConstantPower([100.0])
+    source.gpu_pids = lambda: None  # NVML cannot list processes (some virtual GPUs)
+    meter = meter_for(source, sample_hz=20)
+    try:
+        with meter.window("work") as w:
+            time.sleep(0.05)
+    finally:
+        meter.close()
+    assert not w.measurement.foreign_process

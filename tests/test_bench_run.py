@@ -76,9 +76,16 @@ def test_the_report_is_what_the_contract_promises(off_run):
     assert set(e["flags"]) == set(contract.FLAG_KEYS)
 
 
+@pytest.mark.parametrize("value", ["0-3", "abc", "99999"])
+def test_cores_that_are_not_this_hosts_are_a_config_error(tmp_path, value):
+    done = bench(tmp_path, "scenario.num_samples=1", AI_ENERGY_SCORE_CPUS=value)
+    assert done.returncode == 2
+    assert "AI_ENERGY_SCORE_CPUS" in contract.parse_error_line(done.stderr)[1]
+
+
 def test_the_run_keeps_to_the_cores_it_was_given(off_run):
     prov = json.loads((off_run / "benchmark_report.json").read_text())["provenance"]
-    assert prov["cpus"] == [0] and prov["threads"] == 1
+    assert prov["cpus"] == [0] and prov["torch_threads"] == 1  # torch's own count, one core
 
 
 def test_every_output_is_written(off_run):

@@ -446,3 +446,15 @@ def test_containers_are_held_to_their_gpus_and_cores(tmp_path):
     assert request["DeviceIDs"] == ["GPU-a", "GPU-b"]
     assert kwargs["cpuset_cpus"] == "0,1" and kwargs["environment"]["AI_ENERGY_SCORE_CPUS"] == "0,1"
     assert kwargs["labels"]["ai_energy_score.output_dir"] == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "bad", [["--max-parallel", "0"], ["--max-parallel", "-1"], ["--class-c-gpus", "0"]]
+)
+def test_counts_that_cannot_work_stop_before_anything_runs(tmp_path, capsys, bad):
+    from orchestrator.commands.cli import main
+
+    csv_path = "examples/demo_models.csv"
+    assert main(["--csv", csv_path, "--output-dir", str(tmp_path), "--dry-run", *bad]) == 2
+    assert "must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "individual_runs").exists()

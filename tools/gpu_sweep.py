@@ -26,23 +26,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from gpu_bench import LLAMA  # the Llama base config (tools/ is on the path of a tool)
+
 from energy_bench import contract
 from orchestrator.store.paths import OutputLayout
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "examples" / "tiny-model"
 WORK = Path("/tmp/gpu_sweep")
-LLAMA = {
-    "architectures": ["LlamaForCausalLM"],
-    "model_type": "llama",
-    "num_key_value_heads": 8,
-    "vocab_size": 128256,
-    "max_position_embeddings": 8192,
-    "rope_theta": 500000.0,
-    "bos_token_id": 1,
-    "eos_token_id": 2,
-    "tie_word_embeddings": False,
-}
 SHAPES = {  # folder name (the size in it orders unknown runs) -> widths
     "small-1.5B-a": {"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 20,
                      "num_attention_heads": 32, "tie_word_embeddings": True},

@@ -19,7 +19,7 @@ from energy_bench import contract
 from energy_bench.benchmark import RunData, run_benchmark
 from energy_bench.config import CONFIG_DIR, BenchConfig, load_config
 from energy_bench.contract import ExitCode
-from energy_bench.errors import BenchmarkError
+from energy_bench.errors import BenchConfigError, BenchmarkError
 from energy_bench.results.files import (
     write_failure_report,
     write_measurement_files,
@@ -79,18 +79,25 @@ def _pin_cpus() -> list[int]:
     Runs on different GPUs of one host then never share a core. Called before torch is
     imported, so its thread pools are sized by the variables set here.
     """
-    cpus = contract.parse_cpu_list(os.environ.get(contract.CPUS_ENV, ""))
-    if cpus:
-        os.sched_setaffinity(0, cpus)
+    text = os.environ.get(contract.CPUS_ENV, "")
+    try:
+        wanted = contract.parse_cpu_list(text)
+        if wanted:
+            os.sched_setaffinity(0, wanted)
+    except (ValueError, OSError) as exc:
+        raise BenchConfigError(
+            f"{contract.CPUS_ENV}={text!r}: not cores of this host ({exc})"
+        ) from None
+    cpus = sorted(os.sched_getaffinity(0))
+    if wanted:  # one thread per core the run really got
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[name] = str(len(cpus))
-    return sorted(os.sched_getaffinity(0))
+    return cpus
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = _parser().parse_args(argv)
-    cpus = _pin_cpus()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -99,14 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = args.results_dir
     cfg: BenchConfig | None = None
     try:
+        cpus = _pin_cpus()
         cfg = load_config(args.config_name, args.overrides, config_dir=args.config_dir)
         results.mkdir(parents=True, exist_ok=True)
         log.info("model %s -> %s (config %s)", cfg.backend.model, results, cfg.config_hash)
         data = run_benchmark(cfg)
-        data.provenance = _provenance(data) | {
-            "cpus": cpus,
-            "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
-        }
+        data.provenance = _provenance(data) | {"cpus": cpus}
         write_measurement_files(results, data)
         report = build_report(data)
         write_report_files(results, report)

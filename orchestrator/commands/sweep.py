@@ -32,6 +32,7 @@ from orchestrator.secrets import find_hf_token
 from orchestrator.store.lock import output_lock
 
 log = logging.getLogger(__name__)
+ORDERS = ("longest", "priority")
 ENV_PREFIX = "AI_ENERGY_SCORE_"
 ENV_SETTINGS = ("csv", "output_dir", "runner", "image", "gpus", "timeout", "retries",
                 "max_parallel", "num_prompts", "class_c_gpus", "order")  # fmt: skip
@@ -69,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--order",
-        choices=("longest", "priority"),
+        choices=ORDERS,
         default="longest",
         help="start the longest runs first (durations of earlier runs, else estimates), or in "
         "priority then CSV order (longest)",
@@ -99,6 +100,16 @@ def _env_defaults() -> dict[str, str]:
     }
 
 
+def _check(args: argparse.Namespace) -> None:
+    """Values argparse lets through (they may come from the environment) but that cannot work."""
+    if args.max_parallel is not None and args.max_parallel < 1:
+        raise RunnerError(f"--max-parallel {args.max_parallel}: must be at least 1")
+    if args.class_c_gpus < 1:
+        raise RunnerError(f"--class-c-gpus {args.class_c_gpus}: must be at least 1")
+    if args.order not in ORDERS:
+        raise RunnerError(f"--order {args.order}: expected one of {', '.join(ORDERS)}")
+
+
 def _slots(args: argparse.Namespace) -> list[Slot]:
     gpus = select(inventory(), args.gpus)
     if gpus:
@@ -114,6 +125,7 @@ def sweep_cli(argv: Sequence[str]) -> int:
     parser.set_defaults(**_env_defaults())
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.quiet)
+    _check(args)
     if args.backend != "pytorch":
         raise RunnerError(f"--backend {args.backend}: only pytorch is supported")
     if args.endpoint:

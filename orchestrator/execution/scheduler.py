@@ -125,7 +125,8 @@ def run_sweep(
         result.records.append(record)
     on_gpus = any(s.uuid for s in slots)
     gpu_name = slots[0].gpu_name if slots else "cpu"
-    expected = expected_durations(todo, load_durations(options.out_dir), gpu_name)
+    # Calibrated over every planned run, completed ones included, whose duration is known.
+    expected = expected_durations(plans, load_durations(options.out_dir), gpu_name)
     jobs = [Job(p, p.gpus_needed if on_gpus else 1, *expected[p.run_id]) for p in todo]
     pending = longest_first(jobs) if order == "longest" else jobs
     for job in pending:
@@ -180,6 +181,8 @@ def run_sweep(
                 taken, free[:] = free[: job.need], free[job.need :]
                 pending.remove(job)
                 running[pool.submit(launch, job.plan, taken)] = (job, taken, time.monotonic())
+            if not running:  # nothing runs and nothing could start: never spin
+                raise RuntimeError(f"no pending run fits {len(free)} free slot(s)")
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in finished:
                 _, taken, _ = running.pop(future)

@@ -1,8 +1,9 @@
 """How long earlier runs took: the sweep's memory for longest-first scheduling.
 
 One small JSON file per output folder maps a run id and a GPU model to the wall seconds of the
-run's last successful attempt. The same run id on the same GPU model has the same settings and
-software, so its duration is the best guess of the next.
+run's last successful execution (all its attempts, as the sweep waited for them). The same run id
+on the same GPU model has the same settings and software, so its duration is the best guess of
+the next.
 """
 
 from __future__ import annotations

@@ -47,6 +47,9 @@ def random_model_across(config: Any, devices: Sequence[Any], dtype: Any, remote:
 
     with init_empty_weights():  # parameters on the meta device; the small buffers are real
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=remote)
+    # Tie before mapping: the map then keeps tied modules (input and output embeddings) together.
+    if hasattr(model, "tie_weights"):
+        model.tie_weights()
     no_split = getattr(model, "_no_split_modules", None) or []
     limits = get_balanced_memory(
         model, max_memory=max_memory(devices), no_split_module_classes=no_split, dtype=dtype
@@ -61,18 +64,17 @@ def random_model_across(config: Any, devices: Sequence[Any], dtype: Any, remote:
             f"{sorted(set(map(str, device_map.values())))}"
         )
     std = float(getattr(config, "initializer_range", 0.02) or 0.02)
-    for name, param in list(model.named_parameters()):
+    for name, param in list(model.named_parameters()):  # a tied parameter comes once
         device = torch.device("cuda", device_for(name, device_map))
-        value = torch.empty(param.shape, dtype=param.dtype, device=device).normal_(0.0, std)
+        value = torch.empty(param.shape, dtype=param.dtype, device=device)
+        if param.dim() > 1:
+            value.normal_(0.0, std)
+        elif name.endswith("weight"):  # norm scales, as the models initialise them
+            value.fill_(1.0)
+        else:
+            value.zero_()
         set_module_tensor_to_device(model, name, device, value=value)
     if hasattr(model, "tie_weights"):
-        model.tie_weights()
-    log.info("placed across GPUs: %s", dict(sorted(_layers_per_device(device_map).items())))
+        model.tie_weights()  # the tied twin now points at the materialised parameter
+    log.info("placed across GPUs %s: %d modules", sorted(allowed), len(device_map))
     return dispatch_model(model, device_map=device_map)
-
-
-def _layers_per_device(device_map: Mapping[str, Any]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for device in device_map.values():
-        counts[f"cuda:{device}"] = counts.get(f"cuda:{device}", 0) + 1
-    return counts

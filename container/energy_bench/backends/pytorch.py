@@ -40,6 +40,17 @@ def _hub_error(exc: BaseException, model: str) -> ModelLoadError:
     return ModelLoadError(f"cannot load {model}: {text.splitlines()[0]}")
 
 
+def _placement(device_map: Any) -> dict[str, int] | None:
+    """How many modules of a model spread over devices sit on each device (None: one device)."""
+    if not isinstance(device_map, dict):
+        return None
+    counts: dict[str, int] = {}
+    for device in device_map.values():
+        key = f"cuda:{device}" if isinstance(device, int) else str(device)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 class PyTorchBackend:
     """transformers + PyTorch, eager ``generate`` with a dynamic cache."""
 
@@ -237,4 +248,6 @@ class PyTorchBackend:
                 getattr(self.model, "config", None), "_attn_implementation", None
             ),
             "load_duration_s": self.load_duration_s,
+            "placement": _placement(getattr(self.model, "hf_device_map", None)),
+            "torch_threads": torch.get_num_threads(),
         }

@@ -136,7 +136,7 @@ class EnergyMeter:
         self._thread = threading.Thread(target=self._sample_loop, name="power-sampler", daemon=True)
         self.sampler_cpu_s = 0.0
         self.sampler_wall_s = 0.0
-        self._present = source.gpu_pids()  # the benchmark itself, once its model is loaded
+        self._present = source.gpu_pids() or set()  # the benchmark itself, once it is loaded
         self._thread.start()
 
     # --- sampler ---------------------------------------------------------------------------
@@ -179,6 +179,8 @@ class EnergyMeter:
         foreign; inside a container, whatever was not there when the meter started.
         """
         pids = self.source.gpu_pids()
+        if pids is None:  # NVML cannot list them here: nothing to flag
+            return set()
         own = os.getpid()
         return pids - {own} if own in pids else pids - self._present
 
@@ -212,7 +214,8 @@ class EnergyMeter:
             log.warning("energy counter reset during window %r", name)
             deltas = [max(d, 0.0) for d in deltas]
         energy = sum(deltas)
-        if reset and trace_j is not None:
+        if reset and trace_j is not None:  # the trace stands in for the counters, GPU by GPU
+            deltas = [t if t is not None else 0.0 for t in device_trace]
             energy = trace_j
         per_device = tuple(
             (t - d) / d if t is not None and d > 0 and not reset else None

@@ -157,11 +157,17 @@ class Nvml:
                 )
         return out
 
-    def compute_pids(self) -> set[int]:
-        """PIDs of the compute processes on any of the session's GPUs."""
+    def compute_pids(self) -> set[int] | None:
+        """PIDs of the compute processes on any of the session's GPUs.
+
+        None where NVML cannot list them (some virtual GPUs, old drivers): the list is a check,
+        never a reason to fail a run.
+        """
         n = self._pynvml
-        with _nvml_errors("listing GPU processes"):
+        try:
             return {p.pid for h in self._handles for p in n.nvmlDeviceGetComputeRunningProcesses(h)}
+        except n.NVMLError:
+            return None
 
     def driver(self) -> dict[str, str]:
         """Driver version and the CUDA version the driver supports."""

@@ -49,8 +49,8 @@ class EnergySource(Protocol):
 
     def sample(self, *, with_energy: bool) -> list[PowerSample]: ...
 
-    def gpu_pids(self) -> set[int]:
-        """Processes using the measured GPUs (none for a source without GPUs)."""
+    def gpu_pids(self) -> set[int] | None:
+        """Processes using the measured GPUs (none without GPUs; None if they cannot be listed)."""
         ...
 
     def close(self) -> None: ...
@@ -75,7 +75,7 @@ class NvmlSource:
     def sample(self, *, with_energy: bool) -> list[PowerSample]:
         return self._nvml.samples(with_energy=with_energy)
 
-    def gpu_pids(self) -> set[int]:
+    def gpu_pids(self) -> set[int] | None:
         return self._nvml.compute_pids()
 
     def driver(self) -> dict[str, str]:
