@@ -52,10 +52,13 @@ class ModelConfigParser:
         configs: Iterable[ModelConfig],
         model_name: str | None = None,
         model_class: str | None = None,
-        reasoning_state: str | None = None,
         task: str | None = None,
+        reasoning_state: str | None = None,
     ) -> list[ModelConfig]:
-        """The configs passing every given filter; see ``orchestrator.models.filters``."""
+        """The configs passing every given filter; see ``orchestrator.models.filters``.
+
+        The positional order (name, class, task, reasoning state) is the AI Energy Score parser's.
+        """
         return filter_configs(
             configs,
             model_name=model_name,

@@ -200,7 +200,7 @@ def test_the_packaging_lists_every_package(tmp_path):
 
 
 def test_both_packages_import_from_any_folder(tmp_path):
-    code = "import orchestrator, energy_bench; print(orchestrator.__version__)"
+    code = "import orchestrator, energy_bench, model_config_parser; print(orchestrator.__version__)"
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     )

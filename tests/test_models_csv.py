@@ -246,3 +246,12 @@ def test_demo_csv_parses():
     assert [c.reasoning_state.value for c in configs] == ["Off", "On", "Off (N/A)"]
     assert {c.model_id for c in configs} == {str(ROOT / "examples" / "tiny-model")}
     assert configs[1].max_new_tokens == 32
+
+
+def test_filters_take_the_ai_energy_score_positional_order():
+    configs = ModelConfigParser(ROOT / "models.csv").parse()
+    positional = ModelConfigParser.filter_configs(configs, "qwen3", "A", "text_gen", "On")
+    assert positional and all(c.reasoning_state == "On" for c in positional)
+    assert positional == ModelConfigParser.filter_configs(
+        configs, model_name="qwen3", model_class="A", task="text_gen", reasoning_state="On"
+    )
