@@ -458,3 +458,63 @@ def test_counts_that_cannot_work_stop_before_anything_runs(tmp_path, capsys, bad
     assert main(["--csv", csv_path, "--output-dir", str(tmp_path), "--dry-run", *bad]) == 2
     assert "must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "individual_runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "bad", "says"),
+    [
+        ([], ["-n", "0"], "at least one prompt"),
+        ([], ["--timeout", "-1"], "more than 0 seconds"),
+        (["run", "--model", "examples/tiny-model"], ["-n", "0"], "at least one prompt"),
+        (["run", "--model", "examples/tiny-model"], ["--timeout", "0"], "more than 0 seconds"),
+    ],
+)
+def test_common_values_that_cannot_work_stop_sweeps_and_runs(tmp_path, capsys, command, bad, says):
+    from orchestrator.commands.cli import main
+
+    extra = ["--dry-run", "--csv", "examples/demo_models.csv"] if not command else []
+    assert main([*command, "--output-dir", str(tmp_path), *extra, *bad]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_a_single_run_is_refused_while_a_sweep_holds_the_folder(tmp_path, capsys):
+    from orchestrator.commands.cli import main
+
+    with output_lock(tmp_path):
+        code = main(["run", "--model", "examples/tiny-model", "--output-dir", str(tmp_path),
+                     "--runner", "local", "-n", "1"])  # fmt: skip
+    assert code == 2 and "in use by another sweep or run" in capsys.readouterr().err
+    assert not (tmp_path / "individual_runs").exists()
+
+
+def test_two_reports_never_write_one_folder_at_once(tmp_path):
+    from orchestrator.reports.build import make_report
+    from orchestrator.store.lock import report_lock
+    from orchestrator.store.paths import ReportLayout
+
+    _run(tmp_path, "a_Off")
+    with (
+        report_lock(ReportLayout(tmp_path / "report")),
+        pytest.raises(RunnerError, match="in use by another report"),
+    ):
+        make_report(tmp_path)
+    assert make_report(tmp_path).layout.leaderboard_csv.is_file()  # free again afterwards
+
+
+def test_text_a_spreadsheet_would_run_is_defused_in_every_csv(tmp_path):
+    from energy_bench.contract import csv_cell
+
+    assert csv_cell('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
+    assert csv_cell("@SUM(A1)") == "'@SUM(A1)" and csv_cell("+1+cmd") == "'+1+cmd"
+    assert csv_cell("-0.25") == "-0.25" and csv_cell(-0.25) == -0.25  # numbers stay numbers
+    record = _run(tmp_path, "a_Off", energy_above_idle_wh=-0.1)
+    save_record(
+        tmp_path / "individual_runs" / "a_Off",
+        RunRecord(**{**record.to_dict(), "image": "=HYPERLINK(\"http://evil\")", "gpu_uuids": (),
+                     "overrides": ()}),
+    )  # fmt: skip
+    rebuild_master(tmp_path)
+    text = (tmp_path / MASTER_FILE).read_text()
+    assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text
+    _, (row,) = read_master(tmp_path)
+    assert row["energy_above_idle_wh"] == "-0.1"

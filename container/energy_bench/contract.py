@@ -105,6 +105,25 @@ NO_THINK = "/no_think"
 THINK_OPEN = "<think>\n"  # an assistant turn that starts thinking
 THINK_EMPTY = "<think>\n\n</think>\n\n"  # an empty think block: answer at once
 
+# --- CSV files, on both sides --------------------------------------------------------------------
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as it may go into a CSV cell.
+
+    Text that a spreadsheet would run as a formula (``=HYPERLINK(...)``) gets a leading
+    apostrophe; numbers, negative ones too, stay as they are.
+    """
+    if not isinstance(value, str) or not value.startswith(FORMULA_STARTS):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
+
+
 # --- the report ----------------------------------------------------------------------------------
 SCHEMA_VERSION = 2
 STATUS_OK = "ok"

@@ -94,3 +94,11 @@ def prompts_file(args: argparse.Namespace) -> Path | None:
     if not path.is_file():
         raise RunnerError(f"--prompts-file {args.prompts_file}: no such file")
     return path
+
+
+def check_common(args: argparse.Namespace) -> None:
+    """The common options' values that cannot work stop everything before it starts."""
+    if args.num_prompts is not None and args.num_prompts < 1:
+        raise RunnerError(f"-n {args.num_prompts}: at least one prompt")
+    if args.timeout is not None and not args.timeout > 0:
+        raise RunnerError(f"--timeout {args.timeout:g}: must be more than 0 seconds")

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from energy_bench import contract
 from orchestrator.commands.common import (
     add_common_options,
+    check_common,
     hf_cache_for,
     prompts_file,
     warn_without_token,
@@ -22,6 +23,7 @@ from orchestrator.execution.scheduler import other_row
 from orchestrator.models.csv_reader import single_config
 from orchestrator.planning.plan import PlanOptions, plan_runs
 from orchestrator.secrets import find_hf_token
+from orchestrator.store.lock import output_lock
 from orchestrator.store.master import rebuild_master
 from orchestrator.store.paths import OutputLayout
 
@@ -51,6 +53,7 @@ def run_cli(argv: Sequence[str]) -> int:
     """Entry point of ``batch_runner.py run``: 0 on success, 1 on a failed run."""
     args = _parser().parse_args(argv)
     setup_logging(args.verbose, args.quiet)
+    check_common(args)
     config = single_config(
         args.model, reasoning_state=args.reasoning_state, model_class=args.model_class
     )
@@ -84,20 +87,21 @@ def run_cli(argv: Sequence[str]) -> int:
         ", ".join(uuids) or "no GPU (CPU)",
         plan.run_id,
     )
-    record = execute(
-        plan,
-        runner=runner,
-        options=ExecOptions(
-            out_dir=layout.root,
-            image=args.image,
-            software_id=software_id,
-            timeout_s=args.timeout,
-            hf_cache_dir=hf_cache_for(runner, args.hf_cache),
-        ),
-        gpu_uuids=uuids,
-        token=token.value if token else None,
-    )
-    master = rebuild_master(layout.root)
+    with output_lock(layout.root):  # never beside a sweep or another run of this folder
+        record = execute(
+            plan,
+            runner=runner,
+            options=ExecOptions(
+                out_dir=layout.root,
+                image=args.image,
+                software_id=software_id,
+                timeout_s=args.timeout,
+                hf_cache_dir=hf_cache_for(runner, args.hf_cache),
+            ),
+            gpu_uuids=uuids,
+            token=token.value if token else None,
+        )
+        master = rebuild_master(layout.root)
     if record.status == "ok":
         print(f"ok: {plan.name} -> {layout.run_dir(plan.name)} (log {record.log_path}); {master}")
         return 0

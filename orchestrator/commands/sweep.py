@@ -12,6 +12,7 @@ from rich.console import Console
 
 from orchestrator.commands.common import (
     add_common_options,
+    check_common,
     hf_cache_for,
     prompts_file,
     warn_without_token,
@@ -102,6 +103,7 @@ def _env_defaults() -> dict[str, str]:
 
 def _check(args: argparse.Namespace) -> None:
     """Values argparse lets through (they may come from the environment) but that cannot work."""
+    check_common(args)
     if args.max_parallel is not None and args.max_parallel < 1:
         raise RunnerError(f"--max-parallel {args.max_parallel}: must be at least 1")
     if args.class_c_gpus < 1:

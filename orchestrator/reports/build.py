@@ -11,6 +11,7 @@ from orchestrator.reports.labels import draw_label
 from orchestrator.reports.leaderboard import write_csv, write_html
 from orchestrator.reports.ratings import rate
 from orchestrator.secrets import Redactor, find_hf_token
+from orchestrator.store.lock import report_lock
 from orchestrator.store.master import collect_rows
 from orchestrator.store.paths import OutputLayout, ReportLayout
 
@@ -31,17 +32,18 @@ def make_report(out_dir: Path, report_dir: Path | None = None) -> ReportFiles:
         raise RunnerError(f"{out_dir}: no runs to report (no run folder holds a record)")
     layout = ReportLayout(report_dir or output.report)
     rated = rate(rows)
-    write_csv(layout.leaderboard_csv, rated)
-    write_html(layout.leaderboard_html, rated, output)
-    labels: list[Path] = []
-    for r in rated:
-        if r.stars is not None:
-            labels.extend(draw_label(r, layout))
     token = find_hf_token()
-    write_archive(
-        layout.archive,
-        output,
-        [r for r in rows if r.get("status") == "ok"],
-        Redactor(token.value if token else None),
-    )
+    labels: list[Path] = []
+    with report_lock(layout):
+        write_csv(layout.leaderboard_csv, rated)
+        write_html(layout.leaderboard_html, rated, output)
+        for r in rated:
+            if r.stars is not None:
+                labels.extend(draw_label(r, layout))
+        write_archive(
+            layout.archive,
+            output,
+            [r for r in rows if r.get("status") == "ok"],
+            Redactor(token.value if token else None),
+        )
     return ReportFiles(layout, tuple(labels))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from energy_bench import contract
 from orchestrator.reports import plots
 from orchestrator.reports.ratings import Rated
 from orchestrator.store.files import write_atomic
@@ -59,6 +60,7 @@ def _fmt(key: str, text: str) -> str:
 def write_csv(path: Path, rated: Sequence[Rated]) -> None:
     """The leaderboard as CSV, best stars first."""
     table = pd.DataFrame([_cells(r) for r in ordered(rated)], columns=[k for _, k in COLUMNS])
+    table = table.map(contract.csv_cell)
     buffer = io.StringIO()
     table.to_csv(buffer, index=False, lineterminator="\n")
     write_atomic(path, buffer.getvalue())

@@ -1,26 +1,29 @@
-"""One sweep per output folder: an exclusive lock held for the sweep's whole life."""
+"""Exclusive locks: one writer of an output folder, one writer of a report folder.
+
+A sweep or a single run holds its output folder; a report holds its report folder (it may read
+the runs while a sweep writes them). The kernel releases a lock when its process dies.
+"""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from orchestrator.errors import RunnerError
-from orchestrator.store.paths import OutputLayout
+from orchestrator.store.paths import OutputLayout, ReportLayout
 
 
 class FolderLocked(RunnerError):
-    """Another sweep is writing the same output folder."""
+    """Another process is writing the same folder."""
 
 
 @contextmanager
-def output_lock(out_dir: Path) -> Iterator[None]:
-    """Hold the output folder's lock file; the kernel releases it if the process dies."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = OutputLayout(out_dir).lock
+def _exclusive(path: Path, folder: Path, what: str) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
@@ -28,11 +31,24 @@ def output_lock(out_dir: Path) -> Iterator[None]:
         except BlockingIOError:
             holder = path.read_text().strip() or "another process"
             raise FolderLocked(
-                f"{out_dir} is in use by another sweep ({holder}); wait for it or use "
-                "another --output-dir"
+                f"{folder} is in use by {what} ({holder}); wait for it or use another folder"
             ) from None
         os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}".encode())
+        os.write(fd, f"pid {os.getpid()}: {' '.join(sys.argv[:2])}".encode())
         yield
     finally:
         os.close(fd)
+
+
+@contextmanager
+def output_lock(out_dir: Path) -> Iterator[None]:
+    """Hold the output folder for a sweep or a single run: no other may write it meanwhile."""
+    with _exclusive(OutputLayout(out_dir).lock, out_dir, "another sweep or run"):
+        yield
+
+
+@contextmanager
+def report_lock(report: ReportLayout) -> Iterator[None]:
+    """Hold a report folder while its files are written (reading runs needs no lock)."""
+    with _exclusive(report.lock, report.folder, "another report"):
+        yield

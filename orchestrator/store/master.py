@@ -168,8 +168,8 @@ def collect_rows(out_dir: Path) -> list[dict[str, Any]]:
 
 
 def master_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The rows as a table in the master CSV's column order (values kept as written)."""
-    return pd.DataFrame(rows, columns=list(COLUMNS), dtype=object)
+    """The rows in the master CSV's column order: values as written, formulas defused."""
+    return pd.DataFrame(rows, columns=list(COLUMNS), dtype=object).map(contract.csv_cell)
 
 
 def rebuild_master(out_dir: Path) -> Path:

@@ -21,6 +21,7 @@ RUNS_DIR = "individual_runs"
 LOGS_DIR = "logs"
 REPORT_DIR = "report"
 LOCK_FILE = ".sweep.lock"
+REPORT_LOCK_FILE = ".report.lock"
 DURATIONS_FILE = ".run_durations.json"  # how long each run took, for longest-first scheduling
 RECORD_FILE = "run_record.json"
 LEADERBOARD_CSV = "leaderboard.csv"
@@ -128,6 +129,10 @@ class ReportLayout:
     @property
     def archive(self) -> Path:
         return self.folder / ARCHIVE_FILE
+
+    @property
+    def lock(self) -> Path:
+        return self.folder / REPORT_LOCK_FILE
 
     def label(self, run: str) -> tuple[Path, Path]:
         """The PNG and SVG energy label of a run (its name made safe for any file system)."""

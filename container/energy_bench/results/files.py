@@ -38,7 +38,7 @@ def _csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows([contract.csv_cell(v) for v in row] for row in rows)
     return buffer.getvalue()
 
 
