@@ -298,6 +298,9 @@ def test_master_takes_every_figure_from_the_report_as_written(tmp_path):
     assert row["throughput_tokens_per_second"] == "300.0"  # prompt + completion tokens / s
     assert row["output_tokens_per_second"] == "100.0"
     assert row["total_prompts"] == "100"  # integers stay integers
+    _run(tmp_path, "b_Off", status="failed")  # a row without figures beside it
+    rebuild_master(tmp_path)
+    assert read_master(tmp_path)[1][0]["successful_prompts"] == "100"
 
 
 @pytest.mark.parametrize(
@@ -518,3 +521,24 @@ def test_text_a_spreadsheet_would_run_is_defused_in_every_csv(tmp_path):
     assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text
     _, (row,) = read_master(tmp_path)
     assert row["energy_above_idle_wh"] == "-0.1"
+
+
+def test_the_archive_takes_no_file_from_outside_the_output_folder(tmp_path):
+    import os
+    import zipfile
+
+    from orchestrator.reports.build import make_report
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside-the-output-folder")
+    out = tmp_path / "out"
+    record = _run(out, "a_Off")
+    folder = out / "individual_runs" / "a_Off"
+    save_record(folder, RunRecord(**{**record.to_dict(), "log_path": f"../{secret.name}",
+                                     "gpu_uuids": (), "overrides": ()}))  # fmt: skip
+    os.symlink(secret, folder / "per_prompt.csv")  # a result file that leads out of the folder
+    files = make_report(out)
+    with zipfile.ZipFile(files.layout.archive) as zf:
+        names = zf.namelist()
+        assert not any(b"outside-the-output-folder" in zf.read(n) for n in names)
+    assert "a_Off/benchmark_report.json" in names and "a_Off/per_prompt.csv" not in names

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -194,3 +195,61 @@ def test_runs_get_the_cores_of_their_slots(tmp_path):
     slots = gpu_slots(["GPU-0", "GPU-1"], cpus=range(8))
     sweep(tmp_path, plans(["a1"]) + plans(["c1"], model_class="C"), runner, slots)
     assert sorted(seen) == [(0, 1, 2, 3), (0, 1, 2, 3, 4, 5, 6, 7)]
+
+
+def test_a_failed_attempt_never_destroys_an_earlier_success(tmp_path):
+    from orchestrator.store.master import collect_rows
+
+    the_plans = plans(["m1"])
+    sweep(tmp_path, the_plans, FakeRunner(seconds=0.01), cpu_slots(1))
+    folder = tmp_path / "individual_runs" / "org_m1_Off"
+    good_report = (folder / "benchmark_report.json").read_text()
+    good_record = (folder / "run_record.json").read_text()
+
+    class Broken(FakeRunner):
+        def run(self, spec, *, token=None):
+            (spec.results_dir / "benchmark_report.json").write_text('{"status": "failed"}')
+            return RunOutcome(Cause.CONFIG_ERROR, 2, 0.01, "unknown config key 'nmu_samples'")
+
+    result = sweep(tmp_path, the_plans, Broken(seconds=0.01), cpu_slots(1), force=True)
+    assert result.records[0].status == "failed" and "nmu_samples" in result.records[0].error_message
+    assert (folder / "benchmark_report.json").read_text() == good_report  # kept, untouched
+    assert (folder / "run_record.json").read_text() == good_record
+    (attempt,) = (folder / "attempts").iterdir()  # the failed attempt, kept for reading
+    assert '"failed"' in (attempt / "run_record.json").read_text()
+    assert (attempt / "benchmark_report.json").is_file()
+    (row,) = collect_rows(tmp_path)
+    assert row["status"] == "ok"  # the master CSV still shows the success
+    # A later success replaces it, and the kept attempt stays until then.
+    sweep(tmp_path, the_plans, FakeRunner(seconds=0.01), cpu_slots(1), force=True)
+    assert json.loads((folder / "run_record.json").read_text())["status"] == "ok"
+
+
+def test_a_mistyped_override_keeps_the_earlier_results_of_a_real_run(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT, TINY_MODEL
+
+    csv_path = tmp_path / "models.csv"
+    csv_path.write_text(
+        ",Models to Add,Priority (1=hi),Class,Task,Reasoning State,Chat Template\n"
+        f",{TINY_MODEL},1,A,text_gen,Off,\n"
+    )
+    out = tmp_path / "out"
+    base = [
+        sys.executable, str(ROOT / "batch_runner.py"), "--csv", str(csv_path),
+        "--output-dir", str(out), "--runner", "local", "--no-report", "-n", "2",
+        "backend.torch_dtype=float32", "scenario.dataset_name=bundled",
+        "scenario.warmup_pass=False", "energy.idle_seconds=0.1",
+    ]  # fmt: skip
+    env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1"}
+    assert subprocess.run(base, capture_output=True, env=env, timeout=300).returncode == 0
+    report = out / "individual_runs" / "tiny-model_Off" / "benchmark_report.json"
+    good = report.read_text()
+    typo = subprocess.run([*base, "scenario.nmu_samples=3"], capture_output=True, env=env,
+                          text=True, timeout=300)  # fmt: skip
+    assert typo.returncode == 1 and "config_error" in typo.stdout + typo.stderr
+    assert report.read_text() == good
+    assert "tiny-model_Off" in (out / "master_results.csv").read_text()
+    assert ",ok," in (out / "master_results.csv").read_text()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -16,7 +18,7 @@ from orchestrator.execution.runners.base import Runner
 from orchestrator.execution.spec import TRANSIENT, Cause, RunOutcome, RunSpec
 from orchestrator.planning.plan import RunPlan
 from orchestrator.store.paths import OutputLayout
-from orchestrator.store.records import RunRecord, save_record
+from orchestrator.store.records import RunRecord, holds_success, save_record
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +82,25 @@ def execute(
 
     ``stop`` set (a sweep being interrupted) turns a failed launch into ``interrupted`` and
     prevents further attempts.
+
+    The benchmark writes into an attempt folder inside the run folder. A successful attempt
+    replaces the run folder's results and record; a failed one does too where the folder holds
+    no successful result, and otherwise stays in its attempt folder beside the earlier success,
+    which is never destroyed by a later attempt.
     """
     stopping = stop or threading.Event()
     layout = OutputLayout(options.out_dir)
     folder = layout.run_dir(plan.name)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in contract.RESULT_FILES:  # nothing stale from an earlier attempt may pass for this
-        layout.result(plan.name, name).unlink(missing_ok=True)
-    log_path = layout.run_log(plan.name, datetime.now(UTC))
+    keep = holds_success(folder)
+    when = datetime.now(UTC)
+    attempt_dir = layout.attempt_dir(plan.name, when)
+    attempt_dir.mkdir(parents=True, exist_ok=True)  # before Docker mounts it
+    log_path = layout.run_log(plan.name, when)
     spec = RunSpec(
         run_id=plan.run_id,
         overrides=plan.overrides,
         output_dir=options.out_dir,
-        results_dir=folder,
+        results_dir=attempt_dir,
         log_path=log_path,
         gpu_uuids=gpu_uuids,
         cpus=cpus,
@@ -109,7 +117,13 @@ def execute(
         started_at=started,
         log_path=layout.relative(log_path),
     )
-    save_record(folder, record)
+
+    def save(state: RunRecord) -> None:
+        save_record(attempt_dir, state)
+        if not keep:
+            save_record(folder, state)
+
+    save(record)
     attempts = 0
     duration = 0.0
 
@@ -132,8 +146,7 @@ def execute(
     except RetryError as exc:  # only when the last attempt was transient too
         outcome = exc.last_attempt.result()
     except KeyboardInterrupt:
-        save_record(
-            folder,
+        save(
             replace(
                 record,
                 status="interrupted",
@@ -166,5 +179,28 @@ def execute(
         finished_at=now_iso(),
         duration_s=duration,
     )
-    save_record(folder, final)
+    if final.status == "ok" or not keep:
+        adopt_attempt(layout, plan.name, attempt_dir)
+        save_record(folder, final)
+    else:
+        save_record(attempt_dir, final)
+        log.warning(
+            "%s: this attempt %s; the earlier successful result is kept (this attempt: %s)",
+            plan.name,
+            final.status,
+            layout.relative(attempt_dir),
+        )
     return final
+
+
+def adopt_attempt(layout: OutputLayout, name: str, attempt_dir: Path) -> None:
+    """Make an attempt's result files the run folder's (none of the earlier ones stays)."""
+    for file in contract.RESULT_FILES:
+        made, target = attempt_dir / file, layout.result(name, file)
+        if made.exists():
+            os.replace(made, target)
+        else:
+            target.unlink(missing_ok=True)
+    shutil.rmtree(attempt_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):  # only where no other attempt is kept
+        attempt_dir.parent.rmdir()

@@ -59,8 +59,8 @@ def _fmt(key: str, text: str) -> str:
 
 def write_csv(path: Path, rated: Sequence[Rated]) -> None:
     """The leaderboard as CSV, best stars first."""
-    table = pd.DataFrame([_cells(r) for r in ordered(rated)], columns=[k for _, k in COLUMNS])
-    table = table.map(contract.csv_cell)
+    cells = [{k: contract.csv_cell(v) for k, v in _cells(r).items()} for r in ordered(rated)]
+    table = pd.DataFrame(cells, columns=[k for _, k in COLUMNS], dtype=object)
     buffer = io.StringIO()
     table.to_csv(buffer, index=False, lineterminator="\n")
     write_atomic(path, buffer.getvalue())

@@ -169,7 +169,8 @@ def collect_rows(out_dir: Path) -> list[dict[str, Any]]:
 
 def master_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """The rows in the master CSV's column order: values as written, formulas defused."""
-    return pd.DataFrame(rows, columns=list(COLUMNS), dtype=object).map(contract.csv_cell)
+    safe = [{k: contract.csv_cell(v) for k, v in row.items()} for row in rows]
+    return pd.DataFrame(safe, columns=list(COLUMNS), dtype=object)
 
 
 def rebuild_master(out_dir: Path) -> Path:

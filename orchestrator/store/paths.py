@@ -19,6 +19,7 @@ MASTER_FILE = "master_results.csv"
 MASTER_CACHE = ".master_rows.json"  # each run's row with the stamps of the files it came from
 RUNS_DIR = "individual_runs"
 LOGS_DIR = "logs"
+ATTEMPTS_DIR = "attempts"  # inside a run folder: attempts that failed beside a kept success
 REPORT_DIR = "report"
 LOCK_FILE = ".sweep.lock"
 REPORT_LOCK_FILE = ".report.lock"
@@ -69,6 +70,10 @@ class OutputLayout:
     def run_dir(self, name: str) -> Path:
         """The folder of run ``name``: its record and its result files."""
         return self.runs / name
+
+    def attempt_dir(self, name: str, when: datetime) -> Path:
+        """Where one attempt of run ``name`` writes its results until it is settled."""
+        return self.run_dir(name) / ATTEMPTS_DIR / when.strftime(STAMP + "_%f")
 
     def record(self, name: str) -> Path:
         return self.run_dir(name) / RECORD_FILE

@@ -77,6 +77,16 @@ def load_report(run_dir: Path) -> Any:
     return read_json(run_dir / contract.REPORT_FILE)
 
 
+def holds_success(run_dir: Path) -> bool:
+    """True when the folder holds a successful run (of any run id) with a readable report."""
+    record = load_record(run_dir)
+    return (
+        record is not None
+        and record.status == "ok"
+        and not contract.report_problem(load_report(run_dir))
+    )
+
+
 def is_complete(run_dir: Path, run_id: str) -> bool:
     """True when the folder holds a successful run of this very run id with a readable report."""
     record = load_record(run_dir)
