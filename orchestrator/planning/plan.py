@@ -86,15 +86,15 @@ def plan_runs(
 ) -> list[RunPlan]:
     """A plan per config, in CSV order.
 
-    Folder names are decided among ``all_rows`` (the whole CSV, before any filter), so a row
-    keeps its folder whichever rows a sweep selects.
+    Folder names are decided among ``all_rows`` (the whole CSV, before any filter; every config
+    is one of them), so a row keeps its folder whichever rows a sweep selects.
     """
     universe = list(all_rows) if all_rows is not None else list(configs)
     inputs = [file_digest(options.prompts_file)] if options.prompts_file is not None else []
     names = dict(zip(map(id, universe), run_names(universe), strict=True))
     plans = []
     for config in configs:
-        name = names.get(id(config)) or run_names([config])[0]
+        name = names[id(config)]
         overrides = benchmark_overrides(config, options)
         gpus = gpus_for(config, options)
         paths = [Path(config.model_id)] if Path(config.model_id).is_absolute() else []

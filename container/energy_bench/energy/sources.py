@@ -103,7 +103,28 @@ class _DerivedPower:
         return [PowerSample(p, None, None, e) for p, e in zip(powers, energies, strict=True)]
 
 
-class RaplSource:
+class _HostCounters:
+    """What the sources without GPUs share.
+
+    Power is the slope of their own counter, and no GPU process can disturb them.
+    """
+
+    _power: _DerivedPower
+
+    def read_j(self) -> list[float]:
+        raise NotImplementedError
+
+    def sample(self, *, with_energy: bool) -> list[PowerSample]:
+        return self._power.samples(self.read_j())
+
+    def gpu_pids(self) -> set[int]:
+        return set()
+
+    def close(self) -> None:
+        pass
+
+
+class RaplSource(_HostCounters):
     """Intel/AMD RAPL package counters (``/sys/class/powercap``), with wrap-around handled."""
 
     name: SourceName = "rapl"
@@ -139,17 +160,8 @@ class RaplSource:
             self._total[i] += delta / 1e6
         return list(self._total)
 
-    def sample(self, *, with_energy: bool) -> list[PowerSample]:
-        return self._power.samples(self.read_j())
 
-    def gpu_pids(self) -> set[int]:
-        return set()
-
-    def close(self) -> None:
-        pass
-
-
-class EstimateSource:
+class EstimateSource(_HostCounters):
     """Not a measurement: process CPU time x an assumed power per busy core."""
 
     name: SourceName = "estimate"
@@ -162,15 +174,6 @@ class EstimateSource:
 
     def read_j(self) -> list[float]:
         return [time.process_time() * self.watts_per_core]
-
-    def sample(self, *, with_energy: bool) -> list[PowerSample]:
-        return self._power.samples(self.read_j())
-
-    def gpu_pids(self) -> set[int]:
-        return set()
-
-    def close(self) -> None:
-        pass
 
 
 def open_source(gpu_uuids: Sequence[str]) -> EnergySource:
