@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
 
+from energy_bench import contract
 from energy_bench.config import apply_overrides, load_config
 from energy_bench.errors import BenchConfigError
 
@@ -68,10 +70,14 @@ def test_config_hash_is_stable_and_sensitive():
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("backend.modle=x", "unknown config key 'backend.modle'; valid keys: backend.device"),
-        ("scenario.num_samples=ten", "expected a int"),
+        ("backend.modle=x", "unknown config key 'backend.modle'; did you mean 'backend.model'?"),
+        ("zzz.qqq=x", "unknown config key 'zzz.qqq'; valid keys: backend.device"),
+        ("scenario.generate_kwargs.max_new_tokens=1e20", "more than 10,000,000 tokens"),
+        ("scenario.generate_kwargs.max_new_tokens=12.5", "expected a whole number of tokens"),
+        ("scenario.repeats=2.5", "expected a whole number (default 1), got a number"),
+        ("scenario.num_samples=ten", "expected a whole number"),
         ("scenario.num_samples=0", "must be at least 1"),
-        ("backend.no_weights=1", "expected a bool"),
+        ("backend.no_weights=1", "expected true or false"),
         ("backend.torch_dtype=int3", "expected one of bfloat16"),
         ("scenario.reasoning_params.control=magic", "expected one of harmony"),
         ("scenario.reasoning_params.reasoning_effort=extreme", "expected one of high"),
@@ -124,3 +130,49 @@ def test_cli_bad_key_exits_2_listing_valid_keys(tmp_path):
         "energy_bench: error: BenchConfigError: unknown config key 'scenario.bogus'"
     )
     assert "scenario.num_samples" in last and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "expected"),
+    [
+        ("energy.idle_seconds=1e1", ("energy", "idle_seconds"), 10.0),
+        ("energy.idle_seconds=1E+1", ("energy", "idle_seconds"), 10.0),
+        ("carbon.intensity_g_per_kwh=1e12", ("carbon", "intensity_g_per_kwh"), 1e12),
+        ("energy.idle_seconds=3", ("energy", "idle_seconds"), 3.0),
+        ("scenario.num_samples=1e2", ("scenario", "num_samples"), 100),
+        ("scenario.num_samples=1_000", ("scenario", "num_samples"), 1000),
+    ],
+)
+def test_numbers_in_any_yaml_or_json_spelling(override, key, expected):
+    cfg = load_config("text_generation", ["backend.model=org/m", override])
+    value = cfg.raw[key[0]][key[1]]
+    assert value == expected and type(value) is type(expected)
+
+
+def test_token_budgets_in_exponent_spelling_are_whole_numbers():
+    cfg = load_config(
+        "text_generation",
+        ["backend.model=m", "scenario.generate_kwargs.max_new_tokens=1e3"],
+    )
+    assert cfg.scenario.max_new_tokens == 1000
+
+
+def test_check_mode_answers_a_line_per_set_and_loads_nothing():
+    sets = [
+        ["backend.model=org/m", "scenario.num_samples=3"],
+        ["backend.model=org/m", "scenario.nmu_samples=3"],
+        ["backend.model=org/m", "scenario.generate_kwargs.max_new_tokens=1e20"],
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "energy_bench", contract.CHECK_FLAG],
+        input="".join(json.dumps(s) + "\n" for s in sets),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    answers = [json.loads(line)["problem"] for line in done.stdout.splitlines()]
+    assert done.returncode == contract.ExitCode.CONFIG_ERROR
+    assert answers[0] == ""
+    assert "did you mean 'scenario.num_samples'" in answers[1]
+    assert "more than 10,000,000 tokens" in answers[2]
+    assert "torch" not in done.stderr

@@ -225,7 +225,7 @@ def test_a_failed_attempt_never_destroys_an_earlier_success(tmp_path):
     assert json.loads((folder / "run_record.json").read_text())["status"] == "ok"
 
 
-def test_a_mistyped_override_keeps_the_earlier_results_of_a_real_run(tmp_path):
+def test_a_mistyped_override_stops_the_sweep_before_it_touches_results(tmp_path):
     import subprocess
     import sys
 
@@ -249,7 +249,9 @@ def test_a_mistyped_override_keeps_the_earlier_results_of_a_real_run(tmp_path):
     good = report.read_text()
     typo = subprocess.run([*base, "scenario.nmu_samples=3"], capture_output=True, env=env,
                           text=True, timeout=300)  # fmt: skip
-    assert typo.returncode == 1 and "config_error" in typo.stdout + typo.stderr
+    # Refused before anything starts, with the key it meant.
+    assert typo.returncode == 2 and "did you mean 'scenario.num_samples'" in typo.stderr
+    assert "Traceback" not in typo.stdout + typo.stderr
     assert report.read_text() == good
     assert "tiny-model_Off" in (out / "master_results.csv").read_text()
     assert ",ok," in (out / "master_results.csv").read_text()

@@ -7,15 +7,16 @@ The exit status is one of ``contract.ExitCode``; the last line on stderr of a fa
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from energy_bench import contract
+from energy_bench import contract, lifecycle
 from energy_bench.benchmark import RunData, run_benchmark
 from energy_bench.config import CONFIG_DIR, BenchConfig, load_config
 from energy_bench.contract import ExitCode
@@ -49,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         f"{contract.CONTAINER_RESULTS_DIR})",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        contract.CHECK_FLAG,
+        action="store_true",
+        help="only check override sets read from stdin (a JSON array per line); load nothing",
+    )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     return parser
 
@@ -95,9 +101,34 @@ def _pin_cpus() -> list[int]:
     return cpus
 
 
+def check_overrides(config_name: str, config_dir: Path, lines: Iterable[str]) -> int:
+    """Print, for each override set read, why the benchmark would refuse it ("" if it would not).
+
+    Returns ``CONFIG_ERROR`` when any set is refused. Nothing is loaded: the host calls this
+    before a sweep starts, so that a mistyped key stops everything instead of every run.
+    """
+    refused = False
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            overrides = json.loads(line)
+            if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+                raise BenchConfigError(f"not a JSON array of strings: {line.strip()[:80]}")
+            load_config(config_name, overrides, config_dir=config_dir)
+            problem = ""
+        except (BenchConfigError, json.JSONDecodeError) as exc:
+            problem, refused = str(exc), True
+        print(json.dumps({"problem": problem}), flush=True)
+    return int(ExitCode.CONFIG_ERROR if refused else ExitCode.OK)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = _parser().parse_args(argv)
+    if args.check_overrides:
+        return check_overrides(args.config_name, args.config_dir, sys.stdin)
+    lifecycle.handle_sigterm()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -109,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cpus = _pin_cpus()
         cfg = load_config(args.config_name, args.overrides, config_dir=args.config_dir)
         results.mkdir(parents=True, exist_ok=True)
+        limit = lifecycle.heartbeat_limit()
+        if limit is not None:
+            lifecycle.watch_heartbeat(results, limit)
         log.info("model %s -> %s (config %s)", cfg.backend.model, results, cfg.config_hash)
         data = run_benchmark(cfg)
         data.provenance = _provenance(data) | {"cpus": cpus}

@@ -8,8 +8,10 @@ lists what is valid.
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,9 @@ def _config_dir() -> Path:
 
 CONFIG_DIR = _config_dir()
 FREE_FORM = ("scenario.generate_kwargs",)
+BUDGET_KEYS = ("scenario.generate_kwargs.max_new_tokens", "scenario.generate_kwargs.min_new_tokens")
+# No model's context is longer: a budget above it is a typo, refused before anything loads.
+MAX_TOKEN_BUDGET = 10_000_000
 DTYPES = ("bfloat16", "float16", "float32", "auto")
 DEVICES = ("auto", "cuda", "cpu")
 EFFORTS = ("high", "medium", "low")
@@ -125,6 +130,20 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def _number(text: str, want: type) -> Any:
+    """A number in any YAML or JSON spelling (``1e12``, ``1E+3``, ``1_000``); None if not one.
+
+    YAML 1.1 reads ``1e12`` as a string; an integral value such as ``1e3`` counts as an int.
+    """
+    try:
+        value = float(text.strip().replace("_", ""))
+    except ValueError:
+        return None
+    if want is float:
+        return value if math.isfinite(value) else None
+    return int(value) if value.is_integer() else None
+
+
 def _type_ok(default: Any, value: Any) -> bool:
     if default is None or value is None:
         return True
@@ -137,6 +156,9 @@ def _type_ok(default: Any, value: Any) -> bool:
     if isinstance(default, str):
         return isinstance(value, str | int | float) and not isinstance(value, bool)
     return isinstance(value, type(default))
+
+
+_KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
 
 
 def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -158,13 +180,20 @@ def apply_overrides(defaults: Mapping[str, Any], overrides: Sequence[str]) -> di
             raise BenchConfigError(f"override {item!r} is not of the form key=value")
         value = _parse_value(text)
         free = next((f for f in FREE_FORM if key.startswith(f + ".")), None)
+        want = type(flat.get(key)) if free is None else int if key in BUDGET_KEYS else None
+        if want in (int, float) and not isinstance(value, bool) and not isinstance(value, want):
+            number = _number(text, want)
+            value = value if number is None else number
         if free is None and key not in flat:
+            close = difflib.get_close_matches(key, flat, n=1, cutoff=0.85)
+            if close:
+                raise BenchConfigError(f"unknown config key {key!r}; did you mean {close[0]!r}?")
             valid = ", ".join(sorted(flat)) + ", " + ", ".join(f"{f}.*" for f in FREE_FORM)
             raise BenchConfigError(f"unknown config key {key!r}; valid keys: {valid}")
         if free is None and not _type_ok(flat[key], value):
             raise BenchConfigError(
-                f"{key}={text!r}: expected a {type(flat[key]).__name__} "
-                f"(default {flat[key]!r}), got {type(value).__name__}"
+                f"{key}={text!r}: expected {_KINDS.get(type(flat[key]), 'a value')} "
+                f"(default {flat[key]!r}), got {_KINDS.get(type(value), 'a value')}"
             )
         if isinstance(flat.get(key), str) and isinstance(value, int | float):
             value = text.strip()
@@ -179,9 +208,20 @@ def _choice(key: str, value: Any, allowed: Sequence[Any]) -> Any:
 
 
 def _at_least(key: str, value: Any, low: float) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BenchConfigError(f"{key}={value!r}: expected a number")
     if value < low:
         raise BenchConfigError(f"{key}={value!r}: must be at least {low}")
     return value
+
+
+def _budget(key: str, value: Any, low: int) -> int:
+    """A token budget: a whole number from ``low`` up to ``MAX_TOKEN_BUDGET``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BenchConfigError(f"{key}={value!r}: expected a whole number of tokens")
+    if value > MAX_TOKEN_BUDGET:
+        raise BenchConfigError(f"{key}={value}: more than {MAX_TOKEN_BUDGET:,} tokens")
+    return _at_least(key, value, low)
 
 
 def _build(name: str, tree: Mapping[str, Any]) -> BenchConfig:
@@ -189,11 +229,9 @@ def _build(name: str, tree: Mapping[str, Any]) -> BenchConfig:
     if not str(b["model"]).strip():
         raise BenchConfigError("backend.model is required (a Hub id or a local folder)")
     generate = dict(s.get("generate_kwargs") or {})
-    max_new = _at_least(
-        "scenario.generate_kwargs.max_new_tokens", generate.pop("max_new_tokens"), 1
-    )
+    max_new = _budget(BUDGET_KEYS[0], generate.pop("max_new_tokens"), 1)
     min_new = generate.pop("min_new_tokens", None)
-    min_new = 0 if min_new is None else _at_least("min_new_tokens", min_new, 0)
+    min_new = 0 if min_new is None else _budget(BUDGET_KEYS[1], min_new, 0)
     if min_new > max_new:
         raise BenchConfigError(f"min_new_tokens={min_new} is above max_new_tokens={max_new}")
     params = s.get("reasoning_params") or {}

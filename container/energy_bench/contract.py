@@ -23,6 +23,13 @@ CONFIG_NAME = "text_generation"
 RESULTS_DIR_ENV = "RESULTS_DIR"  # the results folder, when --results-dir is not given
 IMAGE_TAG_ENV = "AI_ENERGY_SCORE_IMAGE"  # the image's tag, recorded as provenance
 CPUS_ENV = "AI_ENERGY_SCORE_CPUS"  # the cores a run may use, comma-separated ("0,1,2,3")
+# The sweep touches this file in the results folder while it waits for the run; the benchmark
+# stops itself when the file has not changed for HEARTBEAT_ENV seconds (its sweep is gone).
+HEARTBEAT_FILE = ".heartbeat"
+HEARTBEAT_ENV = "AI_ENERGY_SCORE_HEARTBEAT_S"
+# ``python -m energy_bench --check-overrides``: read override sets (a JSON array of strings per
+# line) from stdin, print a JSON line per set, ``{"problem": ""}`` when the benchmark takes it.
+CHECK_FLAG = "--check-overrides"
 
 
 def cpu_list(cpus: tuple[int, ...] | list[int]) -> str:

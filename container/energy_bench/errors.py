@@ -51,3 +51,10 @@ class EnergyUnavailable(BenchmarkError):
     """No energy source can be read for the devices the run was given."""
 
     exit_code = ExitCode.NO_ENERGY_SOURCE
+
+
+class Stopped(KeyboardInterrupt):
+    """The run was told to stop (SIGTERM, or its sweep is gone).
+
+    A ``KeyboardInterrupt``, so that no handler of ordinary errors (a failed prompt) takes it.
+    """

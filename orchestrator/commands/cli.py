@@ -9,8 +9,12 @@ python batch_runner.py build-image [--base-image X]
 from __future__ import annotations
 
 import logging
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 
 from orchestrator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, RunnerError
 
@@ -34,9 +38,37 @@ def _command(name: str) -> Callable[[Sequence[str]], int] | None:
     return None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: stop like Ctrl-C (runs stopped, records saying so), then exit."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
+@contextmanager
+def _stops_like_ctrl_c() -> Iterator[None]:
+    """While the command runs, SIGTERM and SIGHUP take the Ctrl-C path (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    wanted = (signal.SIGTERM, signal.SIGHUP)
+    before = {sig: signal.signal(sig, _terminate) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0 only when every run succeeded)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    with _stops_like_ctrl_c():
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     try:
         command = _command(argv[0]) if argv else None
         if command is not None:
@@ -48,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.debug("error", exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(
+            f"interrupted ({exc})" if isinstance(exc, Terminated) else "interrupted",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED

@@ -51,7 +51,8 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="SECONDS",
-        help="stop a run after this long (default: no limit)",
+        help="stop a run after this long (default: a bound from its class, prompts and token "
+        "budget; see the README)",
     )
     parser.add_argument(
         "--gpus", default=None, help="GPUs to use: indices or UUIDs, comma-separated"

@@ -18,13 +18,21 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
     for handler in logging.getLogger().handlers:
         handler.setLevel(level)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # font-search chatter
+    logging.raiseExceptions = False  # a log file on a full disk never prints a traceback
 
 
-def add_debug_log(out_dir: Path) -> Path:
-    """Everything at debug level into the output folder's sweep log; returns its path."""
+def add_debug_log(out_dir: Path) -> Path | None:
+    """Everything at debug level into the output folder's sweep log; returns its path.
+
+    None, with a warning, when the log cannot be created (a full disk): the sweep goes on.
+    """
     path = OutputLayout(out_dir).sweep_log(datetime.now(UTC))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path)
+    except OSError as exc:
+        logging.getLogger(__name__).warning("no sweep log: %s", exc)
+        return None
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()

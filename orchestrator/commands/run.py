@@ -16,11 +16,12 @@ from orchestrator.commands.common import (
 )
 from orchestrator.commands.logs import setup_logging
 from orchestrator.errors import RunnerError
-from orchestrator.execution.execute import ExecOptions, execute
+from orchestrator.execution.execute import ExecOptions, execute, settle_stale
 from orchestrator.execution.gpus import inventory, select
 from orchestrator.execution.runners.choice import make_runner
 from orchestrator.execution.scheduler import other_row
 from orchestrator.models.csv_reader import single_config
+from orchestrator.planning.checks import check_plans
 from orchestrator.planning.plan import PlanOptions, plan_runs
 from orchestrator.secrets import find_hf_token
 from orchestrator.store.lock import output_lock
@@ -76,6 +77,7 @@ def run_cli(argv: Sequence[str]) -> int:
     if clash:
         raise RunnerError(f"{plan.name}: {clash}")
     token = find_hf_token()
+    check_plans([plan], options, token.value if token else None)
     warn_without_token([plan], token is not None)
     if gpus and len(gpus) < plan.gpus_needed:
         raise RunnerError(f"{plan.name} needs {plan.gpus_needed} free GPUs; {len(gpus)} are free")
@@ -88,6 +90,7 @@ def run_cli(argv: Sequence[str]) -> int:
         plan.run_id,
     )
     with output_lock(layout.root):  # never beside a sweep or another run of this folder
+        settle_stale(layout.root, [plan.name])
         record = execute(
             plan,
             runner=runner,

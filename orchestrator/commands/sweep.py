@@ -28,6 +28,7 @@ from orchestrator.execution.scheduler import run_sweep
 from orchestrator.execution.slots import Slot, cpu_slots, gpu_slots
 from orchestrator.models.csv_reader import read_models_csv
 from orchestrator.models.filters import filter_configs
+from orchestrator.planning.checks import check_plans
 from orchestrator.planning.plan import CLASS_C_DEFAULT_GPUS, PlanOptions, plan_runs
 from orchestrator.secrets import find_hf_token
 from orchestrator.store.lock import output_lock
@@ -153,11 +154,12 @@ def sweep_cli(argv: Sequence[str]) -> int:
         extra_overrides=tuple(args.overrides), class_c_gpus=args.class_c_gpus,
     )  # fmt: skip
     plans = plan_runs(selected, options, all_rows=configs)
+    token = find_hf_token()
+    check_plans(plans, options, token.value if token else None)
     console = Console(stderr=False)
     if args.dry_run:
         print_plan(console, plans, args, slots, runner.name)
         return 0
-    token = find_hf_token()
     warn_without_token(plans, token is not None)
     with output_lock(args.output_dir):
         add_debug_log(args.output_dir)

@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,11 +15,12 @@ from pathlib import Path
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
 from energy_bench import contract
+from orchestrator.execution import heartbeat
 from orchestrator.execution.runners.base import Runner
-from orchestrator.execution.spec import TRANSIENT, Cause, RunOutcome, RunSpec
+from orchestrator.execution.spec import TRANSIENT, Cause, RunOutcome, RunSpec, filesystem_cause
 from orchestrator.planning.plan import RunPlan
 from orchestrator.store.paths import OutputLayout
-from orchestrator.store.records import RunRecord, holds_success, save_record
+from orchestrator.store.records import RunRecord, holds_success, load_record, save_record
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,34 @@ def execute(
     no successful result, and otherwise stays in its attempt folder beside the earlier success,
     which is never destroyed by a later attempt.
     """
-    stopping = stop or threading.Event()
+    try:
+        return _execute(plan, runner, options, gpu_uuids, cpus, token, stop or threading.Event())
+    except OSError as exc:  # this run cannot write its folder: it fails alone, in one line
+        cause = filesystem_cause(exc)
+        message = f"{cause.value}: {exc.strerror or exc}: {exc.filename or options.out_dir}"
+        log.error("%s: %s", plan.name, message)
+        record = replace(
+            _base_record(plan, runner.name, options, "failed"),
+            cause=cause.value,
+            error_message=message,
+            finished_at=now_iso(),
+        )
+        folder = OutputLayout(options.out_dir).run_dir(plan.name)
+        with contextlib.suppress(OSError):
+            if not holds_success(folder):
+                save_record(folder, record)
+        return record
+
+
+def _execute(
+    plan: RunPlan,
+    runner: Runner,
+    options: ExecOptions,
+    gpu_uuids: tuple[str, ...],
+    cpus: tuple[int, ...],
+    token: str | None,
+    stopping: threading.Event,
+) -> RunRecord:
     layout = OutputLayout(options.out_dir)
     folder = layout.run_dir(plan.name)
     keep = holds_success(folder)
@@ -104,11 +133,12 @@ def execute(
         log_path=log_path,
         gpu_uuids=gpu_uuids,
         cpus=cpus,
-        timeout_s=options.timeout_s,
+        timeout_s=options.timeout_s if options.timeout_s is not None else plan.default_timeout_s,
         image=options.image,
         hf_cache_dir=options.hf_cache_dir,
         read_only_paths=plan.read_only_paths,
-        env={k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ},
+        env={k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
+        | heartbeat.environment(),
     )
     started = now_iso()
     record = replace(
@@ -132,7 +162,8 @@ def execute(
         attempts += 1
         if attempts > 1:
             log.warning("%s: attempt %d of %d", plan.name, attempts, options.retries + 1)
-        outcome = runner.run(spec, token=token)
+        with heartbeat.beating(attempt_dir):
+            outcome = runner.run(spec, token=token)
         duration += outcome.duration_s
         return outcome
 
@@ -191,6 +222,31 @@ def execute(
             layout.relative(attempt_dir),
         )
     return final
+
+
+def settle_stale(out_dir: Path, names: Iterable[str]) -> list[str]:
+    """Mark ``interrupted`` the records of these runs still saying ``running``; their names.
+
+    Called with the folder's lock held: no live sweep or run owns them, so their sweep was
+    killed before it could say how they ended.
+    """
+    layout = OutputLayout(out_dir)
+    settled = []
+    for name in names:
+        record = load_record(layout.run_dir(name))
+        if record is not None and record.status == "running":
+            save_record(
+                layout.run_dir(name),
+                replace(
+                    record,
+                    status="interrupted",
+                    cause=Cause.INTERRUPTED.value,
+                    error_message="interrupted: its sweep stopped before the run ended",
+                    finished_at=record.finished_at or now_iso(),
+                ),
+            )
+            settled.append(name)
+    return settled
 
 
 def adopt_attempt(layout: OutputLayout, name: str, attempt_dir: Path) -> None:

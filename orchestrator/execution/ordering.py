@@ -18,12 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from orchestrator.models.config import ModelClass
-from orchestrator.planning.plan import RunPlan
+from orchestrator.planning.plan import DEFAULT_PROMPTS, RunPlan
 from orchestrator.store.durations import duration_key
 
 # Parameters (billions) assumed for a class when the model id names no size.
 CLASS_PARAMS_B = {ModelClass.A: 8.0, ModelClass.B: 32.0, ModelClass.C: 200.0, None: 8.0}
-DEFAULT_PROMPTS = 1000  # the benchmark's default scenario.num_samples
 SECONDS_PER_UNIT = 1e-4  # assumed seconds per (billion parameters x prompt x token), uncalibrated
 _SIZE = re.compile(r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)([bBmM])(?![A-Za-z])")
 
@@ -50,20 +49,10 @@ def params_b(plan: RunPlan) -> float:
     return CLASS_PARAMS_B[plan.config.model_class]
 
 
-def _setting(plan: RunPlan, key: str) -> str | None:
-    values = [o.partition("=")[2] for o in plan.overrides if o.partition("=")[0] == key]
-    return values[-1] if values else None
-
-
 def work_units(plan: RunPlan) -> float:
     """Parameters x prompts x the token budget: the size of a run, in arbitrary units."""
-    prompts = _setting(plan, "scenario.num_samples")
     tokens = plan.config.max_new_tokens or 1
-    try:
-        count = int(prompts) if prompts is not None else DEFAULT_PROMPTS
-    except ValueError:
-        count = DEFAULT_PROMPTS
-    return params_b(plan) * count * tokens
+    return params_b(plan) * plan.whole("scenario.num_samples", DEFAULT_PROMPTS) * tokens
 
 
 def expected_durations(

@@ -8,16 +8,17 @@ CSV order, first fit. The master CSV is rebuilt after every run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from orchestrator.execution.execute import ExecOptions, execute, skipped_record
+from orchestrator.execution.execute import ExecOptions, execute, settle_stale, skipped_record
 from orchestrator.execution.ordering import Job, expected_durations, longest_first, to_start
 from orchestrator.execution.runners.base import Runner
 from orchestrator.execution.slots import Slot
@@ -91,6 +92,15 @@ def other_row(folder: Path, plan: RunPlan) -> str:
     )
 
 
+@contextlib.contextmanager
+def _logged_os_errors(what: str) -> Iterator[None]:
+    """A file-system error (a full disk) in bookkeeping is one logged line; the sweep goes on."""
+    try:
+        yield
+    except OSError as exc:
+        log.error("%s: %s", what, exc)
+
+
 def run_sweep(
     plans: Sequence[RunPlan],
     *,
@@ -111,7 +121,10 @@ def run_sweep(
     layout = OutputLayout(options.out_dir)
     removed = runner.remove_leftovers(options.out_dir)
     if removed:
-        log.warning("removed %d container(s) left behind by an earlier sweep", removed)
+        log.warning("stopped %d benchmark(s) left running by an earlier sweep", removed)
+    with _logged_os_errors("stale records were not settled"):
+        for name in settle_stale(options.out_dir, (p.name for p in plans)):
+            log.warning("%s: its earlier sweep stopped before it ended; marked interrupted", name)
     todo, done, skipped = triage(plans, options.out_dir, force=force, slots=slots)
     for plan in done:
         record = load_record(layout.run_dir(plan.name))
@@ -121,7 +134,8 @@ def run_sweep(
     for plan, reason in skipped:
         record = skipped_record(plan, options, reason)
         if not other_row(layout.run_dir(plan.name), plan):  # never over another row's record
-            save_record(layout.run_dir(plan.name), record)
+            with _logged_os_errors(f"{plan.name}: its skipped record was not saved"):
+                save_record(layout.run_dir(plan.name), record)
         result.records.append(record)
     on_gpus = any(s.uuid for s in slots)
     gpu_name = slots[0].gpu_name if slots else "cpu"
@@ -151,7 +165,7 @@ def run_sweep(
             cpus=tuple(sorted({c for s in taken for c in s.cpus})),
             token=token,
         )
-        with lock:
+        with lock, _logged_os_errors(f"{plan.name}: the master CSV was not updated"):
             if record.status == "ok":
                 key = duration_key(plan.run_id, gpu_name)
                 save_duration(options.out_dir, key, record.duration_s)
@@ -200,6 +214,7 @@ def run_sweep(
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        rebuild_master(options.out_dir)
+        with _logged_os_errors("the master CSV was not rebuilt"):
+            rebuild_master(options.out_dir)
         progress.stop()
     return result

@@ -6,6 +6,8 @@ A finished benchmark process is classified from its exit status, one of the code
 
 from __future__ import annotations
 
+import errno
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -30,6 +32,8 @@ class Cause(StrEnum):
     NO_ENERGY_SOURCE = "no_energy_source"
     INTERRUPTED = "interrupted"
     RUNNER_ERROR = "runner_error"
+    DISK_FULL = "disk_full"
+    PERMISSION_DENIED = "permission_denied"
     FAILED = "failed"
 
 
@@ -108,7 +112,25 @@ def classify_exit(exit_code: int, log_tail: str, *, oom_killed: bool = False) ->
         cause = EXIT_CAUSES[ExitCode(exit_code)]
     except (ValueError, KeyError):  # a status the benchmark never sets itself
         cause = Cause.FAILED
+    number = _ERRNO.search(detail) if cause is Cause.FAILED else None
+    if number:  # the benchmark could not write its results: say why in the cause
+        cause = FILESYSTEM_CAUSES.get(int(number.group(1)), cause)
     return RunOutcome(cause, exit_code, 0.0, detail or f"exit status {exit_code}")
+
+
+FILESYSTEM_CAUSES = {
+    errno.ENOSPC: Cause.DISK_FULL,
+    errno.EDQUOT: Cause.DISK_FULL,
+    errno.EACCES: Cause.PERMISSION_DENIED,
+    errno.EPERM: Cause.PERMISSION_DENIED,
+    errno.EROFS: Cause.PERMISSION_DENIED,
+}
+_ERRNO = re.compile(r"\[Errno (\d+)\]")
+
+
+def filesystem_cause(error: OSError) -> Cause:
+    """``disk_full`` or ``permission_denied`` for a file-system error, else ``runner_error``."""
+    return FILESYSTEM_CAUSES.get(error.errno or 0, Cause.RUNNER_ERROR)
 
 
 def _last_line(text: str) -> str:

@@ -10,6 +10,13 @@ from orchestrator.models.config import ModelClass, ModelConfig, Task
 from orchestrator.planning.identity import file_digest, run_id, run_names
 
 CLASS_C_DEFAULT_GPUS = 2
+DEFAULT_PROMPTS = 1000  # the benchmark's default scenario.num_samples
+# The default timeout's bounds (README, "Failures and interruption"): time to load a model, and
+# the slowest a working run generates (seconds per prompt, plus per token of its budget).
+LOAD_S = {ModelClass.A: 1800.0, ModelClass.B: 3600.0, ModelClass.C: 7200.0, None: 3600.0}
+TOKEN_S = {ModelClass.A: 0.1, ModelClass.B: 0.25, ModelClass.C: 0.5, None: 0.25}
+PROMPT_S = 2.0
+FALSE = ("false", "no", "off", "0")
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,33 @@ class RunPlan:
     gpus_needed: int
     read_only_paths: tuple[Path, ...]
     skip_reason: str = ""
+
+    def setting(self, key: str) -> str | None:
+        """The value an override gives ``key`` (the last one wins), or None."""
+        values = [o.partition("=")[2] for o in self.overrides if o.partition("=")[0] == key]
+        return values[-1] if values else None
+
+    def whole(self, key: str, default: int) -> int:
+        """The whole number an override gives ``key``, else ``default``."""
+        try:
+            return int(float(self.setting(key) or default))
+        except ValueError:
+            return default
+
+    @property
+    def default_timeout_s(self) -> float:
+        """The time after which the run counts as hung when ``--timeout`` is not given.
+
+        A bound, not an estimate: loading the model (by class), then every generated prompt
+        (the warmup pass and each repeat) at a floor of speed no working run falls below.
+        """
+        cls = self.config.model_class
+        budget = self.whole("scenario.generate_kwargs.max_new_tokens", 10)
+        prompts = self.whole("scenario.num_samples", DEFAULT_PROMPTS)
+        warmup = (self.setting("scenario.warmup_pass") or "true").lower() not in FALSE
+        passes = self.whole("scenario.repeats", 1) + warmup
+        per_prompt = PROMPT_S + budget * TOKEN_S[cls]
+        return LOAD_S[cls] + passes * prompts * per_prompt
 
 
 def _bool(value: bool | None) -> str:

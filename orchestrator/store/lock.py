@@ -6,6 +6,7 @@ the runs while a sweep writes them). The kernel releases a lock when its process
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sys
@@ -23,8 +24,11 @@ class FolderLocked(RunnerError):
 
 @contextmanager
 def _exclusive(path: Path, folder: Path, what: str) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # before anything starts: one line, exit 2
+        raise RunnerError(f"{folder}: cannot write here ({exc.strerror or exc})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -33,8 +37,9 @@ def _exclusive(path: Path, folder: Path, what: str) -> Iterator[None]:
             raise FolderLocked(
                 f"{folder} is in use by {what} ({holder}); wait for it or use another folder"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}: {' '.join(sys.argv[:2])}".encode())
+        with contextlib.suppress(OSError):  # who holds it is only information (a full disk)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()}: {' '.join(sys.argv[:2])}".encode())
         yield
     finally:
         os.close(fd)

@@ -20,6 +20,7 @@ MASTER_CACHE = ".master_rows.json"  # each run's row with the stamps of the file
 RUNS_DIR = "individual_runs"
 LOGS_DIR = "logs"
 ATTEMPTS_DIR = "attempts"  # inside a run folder: attempts that failed beside a kept success
+PID_FILE = ".benchmark.pid"  # in an attempt folder: the local benchmark process running it
 REPORT_DIR = "report"
 LOCK_FILE = ".sweep.lock"
 REPORT_LOCK_FILE = ".report.lock"
@@ -77,6 +78,10 @@ class OutputLayout:
 
     def record(self, name: str) -> Path:
         return self.run_dir(name) / RECORD_FILE
+
+    def pid_files(self) -> list[Path]:
+        """The process-id files of local benchmark processes, one per attempt still there."""
+        return sorted(self.runs.glob(f"*/{ATTEMPTS_DIR}/*/{PID_FILE}"))
 
     def result(self, name: str, file: str) -> Path:
         """One of the benchmark's result files (a ``contract`` name) of run ``name``."""

@@ -171,7 +171,21 @@ class PyTorchBackend:
             ).to(self.devices[0])
             counts = tuple(int(n) for n in inputs["attention_mask"].sum(dim=1).tolist())
             batches.append(Batch(tuple(range(start, start + len(chunk))), inputs, counts))
+        self._check_context(max((max(b.prompt_tokens) for b in batches), default=0))
         return batches
+
+    def _check_context(self, longest_prompt: int) -> None:
+        """Refuse a budget that the model's context cannot hold (it would fail or run forever)."""
+        config = self.model.config
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        context = getattr(text, "max_position_embeddings", None)
+        need = longest_prompt + self.scenario.max_new_tokens
+        if isinstance(context, int) and need > context:
+            raise BenchConfigError(
+                f"scenario.generate_kwargs.max_new_tokens={self.scenario.max_new_tokens} plus the "
+                f"longest prompt ({longest_prompt} tokens) is more than the model's context "
+                f"({context} tokens)"
+            )
 
     def generate(self, batch: Batch) -> Generation:
         from transformers import LogitsProcessor, LogitsProcessorList

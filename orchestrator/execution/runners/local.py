@@ -21,6 +21,7 @@ from energy_bench import contract
 from orchestrator.execution.runners.base import LogPump
 from orchestrator.execution.spec import Cause, RunOutcome, RunSpec, classify_exit
 from orchestrator.secrets import Redactor
+from orchestrator.store.paths import PID_FILE, OutputLayout
 
 GRACE_S = 10.0
 
@@ -46,12 +47,24 @@ class LocalRunner:
         return f"local {package_digest()}"
 
     def remove_leftovers(self, out_dir: Path) -> int:
-        """Nothing is tracked to remove.
+        """Stop the benchmark processes an earlier sweep of ``out_dir`` left running; how many.
 
-        The sweep stops its processes on Ctrl-C and on errors, but a process whose sweep was
-        killed outright is not found again.
+        Called while holding the folder's lock, so no live sweep owns them. Each process is
+        found by the id file in its attempt folder, and stopped only if its command line still
+        names that folder (a process id may have been reused since).
         """
-        return 0
+        stopped = 0
+        for pid_file in OutputLayout(out_dir).pid_files():
+            try:
+                pid = int(pid_file.read_text().strip())
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except (OSError, ValueError):
+                cmdline = []
+            if str(pid_file.parent).encode() in cmdline:
+                _stop_group(pid)
+                stopped += 1
+            pid_file.unlink(missing_ok=True)
+        return stopped
 
     def command(self, spec: RunSpec) -> list[str]:
         """The argument vector (holds no secret)."""
@@ -101,6 +114,8 @@ class LocalRunner:
                 )
             with self._lock:
                 self._active.add(proc)
+            pid_file = spec.results_dir / PID_FILE
+            pid_file.write_text(str(proc.pid))
             reader = threading.Thread(target=_copy, args=(proc, pump), daemon=True)
             reader.start()
             timed_out = False
@@ -116,6 +131,7 @@ class LocalRunner:
                     _stop(proc)
                 with self._lock:
                     self._active.discard(proc)
+                pid_file.unlink(missing_ok=True)
                 reader.join(timeout=5)
                 pump.close()
         duration = time.monotonic() - start
@@ -165,6 +181,29 @@ def _stop(proc: subprocess.Popen[bytes], grace_s: float = GRACE_S) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def _stop_group(pid: int, grace_s: float = GRACE_S) -> None:
+    """SIGTERM to a process group that is not our child, then SIGKILL if it is still there."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                return
+            time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and has not exited (a zombie awaiting its parent counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 def _exit_status(code: int) -> int:

@@ -1,0 +1,84 @@
+"""How a run ends when it is told to: SIGTERM, or a sweep that is gone.
+
+SIGTERM (``docker stop``, the local runner's stop, a cluster's preemption) raises ``Stopped`` in
+the main thread, so the run writes its failure report and exits ``INTERRUPTED`` like Ctrl-C.
+
+A run started by a sweep also watches the sweep's heartbeat: a file in its results folder that
+the sweep touches while it waits. When the file stays still for ``HEARTBEAT_ENV`` seconds, the
+sweep was killed outright (SIGKILL, a lost host session) and the run stops itself instead of
+measuring on, unseen, beside the next sweep's runs.
+"""
+
+from __future__ import annotations
+
+import _thread
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from energy_bench import contract
+from energy_bench.errors import Stopped
+
+log = logging.getLogger(__name__)
+
+EXIT_AFTER_S = 30.0  # when the main thread does not answer a stop (stuck in native code)
+_reason = "stopped (SIGTERM)"
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Stopped(_reason)
+
+
+def handle_sigterm() -> None:
+    """SIGTERM raises ``Stopped`` in the main thread."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def stop_main(reason: str) -> None:
+    """Stop the main thread with ``Stopped(reason)``; end the process if it does not stop."""
+    global _reason
+    _reason = reason
+    log.error("%s", reason)
+    _thread.interrupt_main(signal.SIGTERM)
+    time.sleep(EXIT_AFTER_S)
+    log.error("the run did not stop within %.0f s; exiting", EXIT_AFTER_S)
+    os._exit(int(contract.ExitCode.INTERRUPTED))
+
+
+def heartbeat_limit() -> float | None:
+    """Seconds of silence after which the sweep counts as gone (None: not watched)."""
+    text = os.environ.get(contract.HEARTBEAT_ENV, "").strip()
+    try:
+        limit = float(text) if text else None
+    except ValueError:
+        return None
+    return limit if limit and limit > 0 else None
+
+
+def watch_heartbeat(results_dir: Path, limit_s: float) -> threading.Thread:
+    """Stop the run when ``results_dir``'s heartbeat file stays still for ``limit_s`` seconds."""
+    path = results_dir / contract.HEARTBEAT_FILE
+
+    def last_beat() -> float:
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def watch() -> None:
+        started = time.time()
+        while True:
+            time.sleep(min(limit_s / 4, 5.0))
+            beat = max(last_beat(), started)  # a file not there yet counts from the start
+            if time.time() - beat > limit_s:
+                stop_main(f"stopped: the sweep that started this run is gone (no heartbeat "
+                          f"for {limit_s:g} s)")  # fmt: skip
+                return
+
+    thread = threading.Thread(target=watch, name="heartbeat", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,58 @@
+"""The sweep's heartbeat: a file in a run's results folder, touched while the sweep waits on it.
+
+The benchmark stops itself when the file stays still for ``LIMIT_S`` seconds
+(``contract.HEARTBEAT_ENV``): a sweep killed outright (SIGKILL, a closed session) cannot stop
+its runs, but its runs notice that it is gone, in containers and local processes alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from energy_bench import contract
+
+BEAT_S = 5.0
+LIMIT_S = 60.0  # generous: a busy host may delay a beat; a gone sweep is noticed within a minute
+
+
+def limit_s() -> float:
+    """``LIMIT_S``, or the host's own ``contract.HEARTBEAT_ENV`` when set (tests shorten it)."""
+    try:
+        return float(os.environ.get(contract.HEARTBEAT_ENV) or LIMIT_S)
+    except ValueError:
+        return LIMIT_S
+
+
+def environment() -> dict[str, str]:
+    """What a run's environment gets so that the benchmark watches the heartbeat."""
+    return {contract.HEARTBEAT_ENV: f"{limit_s():g}"}
+
+
+@contextlib.contextmanager
+def beating(results_dir: Path) -> Iterator[None]:
+    """Touch ``results_dir``'s heartbeat file every ``BEAT_S`` seconds while the block runs."""
+    path = results_dir / contract.HEARTBEAT_FILE
+    done = threading.Event()
+
+    def touch() -> None:
+        with contextlib.suppress(OSError):  # a full disk must not stop the run
+            path.touch()
+
+    def beat() -> None:
+        while not done.wait(BEAT_S):
+            touch()
+
+    touch()  # there before the run starts
+
+    thread = threading.Thread(target=beat, name=f"heartbeat {results_dir.name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=BEAT_S)
+        path.unlink(missing_ok=True)

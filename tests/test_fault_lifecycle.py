@@ -1,0 +1,231 @@
+"""How runs end when things go wrong around them: plan-time checks, signals, a sweep that is
+gone, leftovers, file-system errors."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, TINY_MODEL
+
+from energy_bench import contract
+from orchestrator.errors import RunnerError
+from orchestrator.execution.execute import ExecOptions, execute, settle_stale
+from orchestrator.execution.runners.local import LocalRunner
+from orchestrator.execution.spec import Cause, RunOutcome, classify_exit
+from orchestrator.models.config import ModelClass
+from orchestrator.models.csv_reader import single_config
+from orchestrator.planning.checks import (
+    check_benchmark_overrides,
+    check_local_models,
+    check_user_overrides,
+)
+from orchestrator.planning.plan import PlanOptions, plan_runs
+from orchestrator.store.lock import output_lock
+from orchestrator.store.paths import PID_FILE, OutputLayout
+from orchestrator.store.records import RunRecord, load_record, save_record
+
+OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def _plan(model="org/m", model_class="A", extra=(), **options):
+    config = single_config(model, model_class=model_class)
+    opts = PlanOptions(image="img", software_id="s", extra_overrides=tuple(extra), **options)
+    return plan_runs([config], opts)[0], opts
+
+
+# --- plan-time checks ------------------------------------------------------------------------
+
+
+def test_a_model_override_is_refused():
+    _, options = _plan(extra=["backend.model=other/model"])
+    with pytest.raises(RunnerError, match="the model comes from the CSV row"):
+        check_user_overrides(options, token=None)
+
+
+@pytest.mark.parametrize(
+    "override", ["scenario.dataset_name=hf_" + "a1B2" * 8, "scenario.dataset_name=MYSECRETVALUE"]
+)
+def test_a_token_in_an_override_is_refused_and_never_repeated(override):
+    _, options = _plan(extra=[override])
+    with pytest.raises(RunnerError) as caught:
+        check_user_overrides(options, token="MYSECRETVALUE")
+    assert "holds a Hugging Face token" in str(caught.value)
+    assert override.partition("=")[2] not in str(caught.value)
+
+
+def test_a_missing_local_model_folder_is_found_at_plan_time(tmp_path):
+    plan, _ = _plan(model=str(tmp_path / "gone"))
+    with pytest.raises(RunnerError, match="does not exist"):
+        check_local_models([plan])
+    present, _ = _plan(model=str(TINY_MODEL))
+    check_local_models([present])
+
+
+def test_the_benchmark_checks_every_distinct_override_set_at_once():
+    good, _ = _plan(extra=["scenario.num_samples=3"])
+    bad, _ = _plan(model="org/other", extra=["scenario.num_samples=ten"])
+    check_benchmark_overrides([good])
+    with pytest.raises(RunnerError) as caught:
+        check_benchmark_overrides([good, bad])
+    assert "org_other_Off" in str(caught.value) and "scenario.num_samples" in str(caught.value)
+
+
+def test_default_timeout_grows_with_class_budget_and_prompts():
+    small, _ = _plan(extra=["scenario.num_samples=10"])
+    larger, _ = _plan(extra=["scenario.num_samples=1000"])
+    class_c, _ = _plan(model_class="C", extra=["scenario.num_samples=1000"])
+    long_budget, _ = _plan(
+        extra=["scenario.num_samples=1000", "scenario.generate_kwargs.max_new_tokens=8192"]
+    )
+    assert small.default_timeout_s < larger.default_timeout_s < class_c.default_timeout_s
+    assert long_budget.default_timeout_s > 100 * 3600  # 8,192 tokens x 1,000 prompts, twice
+    # Load allowance + (warmup + 1 repeat) x 10 prompts x (2 s + 10 tokens x 0.1 s).
+    assert small.default_timeout_s == pytest.approx(1800 + 2 * 10 * (2 + 10 * 0.1))
+    assert single_config("org/m").model_class is ModelClass.A
+
+
+# --- file-system errors ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("number", "cause"),
+    [(errno.ENOSPC, Cause.DISK_FULL), (errno.EROFS, Cause.PERMISSION_DENIED),
+     (errno.EACCES, Cause.PERMISSION_DENIED)],
+)  # fmt: skip
+def test_a_run_that_cannot_write_fails_alone_with_its_cause(tmp_path, number, cause):
+    plan, _ = _plan()
+
+    class CannotWrite:
+        name = "fake"
+
+        def run(self, spec, *, token=None):
+            raise OSError(number, os.strerror(number), str(spec.results_dir / "x.csv"))
+
+    record = execute(plan, runner=CannotWrite(), options=ExecOptions(out_dir=tmp_path, image="i"))
+    assert record.status == "failed" and record.cause == cause.value
+    assert os.strerror(number) in record.error_message and "\n" not in record.error_message
+    assert load_record(OutputLayout(tmp_path).run_dir(plan.name)).cause == cause.value
+
+
+def test_the_benchmark_s_own_disk_full_error_is_named():
+    tail = "energy_bench: error: OSError: [Errno 28] No space left on device: '/results/x'"
+    assert classify_exit(1, tail).cause is Cause.DISK_FULL
+    assert classify_exit(1, "energy_bench: error: ValueError: bad").cause is Cause.FAILED
+
+
+def test_an_unwritable_output_folder_is_one_line_before_anything(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(RunnerError, match="cannot write here"), output_lock(blocker / "out"):
+        pass
+
+
+# --- runs whose sweep is gone ----------------------------------------------------------------
+
+
+def test_stale_running_records_are_settled_as_interrupted(tmp_path):
+    layout = OutputLayout(tmp_path)
+    plan, _ = _plan()
+    base = RunRecord(plan.run_id, plan.name, "org/m", "A", "text_gen", "Off", "running")
+    save_record(layout.run_dir(plan.name), base)
+    assert settle_stale(tmp_path, [plan.name, "absent"]) == [plan.name]
+    record = load_record(layout.run_dir(plan.name))
+    assert record.status == "interrupted" and record.cause == Cause.INTERRUPTED.value
+    assert settle_stale(tmp_path, [plan.name]) == []  # only once
+
+
+def _bench(results: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    command = [
+        sys.executable, "-m", "energy_bench", "--results-dir", str(results),
+        f"backend.model={TINY_MODEL}", "backend.torch_dtype=float32",
+        "scenario.dataset_name=bundled", "scenario.num_samples=1000", "scenario.repeats=50",
+        "energy.idle_seconds=0.1", *extra,
+    ]  # fmt: skip
+    return subprocess.Popen(
+        command, env={**OFFLINE, **(env or {})}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+def test_the_benchmark_stops_itself_when_its_sweep_s_heartbeat_stops(tmp_path):
+    results = tmp_path / "attempt"
+    results.mkdir()
+    (results / contract.HEARTBEAT_FILE).touch()
+    started = time.monotonic()
+    proc = _bench(results, env={contract.HEARTBEAT_ENV: "3"})
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == contract.ExitCode.INTERRUPTED
+    assert time.monotonic() - started < 60
+    assert "the sweep that started this run is gone" in err.strip().splitlines()[-1]
+    report = json.loads((results / contract.REPORT_FILE).read_text())
+    assert report["status"] == "failed" and "gone" in report["error"]["message"]
+
+
+def test_sigterm_ends_the_benchmark_like_ctrl_c_with_its_report(tmp_path):
+    results = tmp_path / "attempt"
+    proc = _bench(results)
+    try:
+        deadline = time.monotonic() + 90
+        while not results.is_dir() and time.monotonic() < deadline:
+            time.sleep(0.2)  # the folder is made once the config is read
+        time.sleep(2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == contract.ExitCode.INTERRUPTED
+    assert "Stopped: stopped (SIGTERM)" in err.strip().splitlines()[-1]
+
+
+def test_a_leftover_local_benchmark_is_stopped_only_if_it_is_still_that_run(tmp_path):
+    layout = OutputLayout(tmp_path)
+    mine = layout.attempt_dir("run_a", __import__("datetime").datetime(2026, 1, 1))
+    other = layout.attempt_dir("run_b", __import__("datetime").datetime(2026, 1, 1))
+    sleeper = "import sys, time; time.sleep(120)"
+    procs = []
+    for folder in (mine, other):
+        folder.mkdir(parents=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", sleeper, "--results-dir", str(folder if folder is mine else
+             tmp_path)],
+            start_new_session=True,
+        )  # fmt: skip
+        (folder / PID_FILE).write_text(str(proc.pid))
+        procs.append(proc)
+    try:
+        assert LocalRunner().remove_leftovers(tmp_path) == 1
+        assert procs[0].wait(timeout=15) is not None
+        assert procs[1].poll() is None  # its command line does not name its folder
+        assert not (mine / PID_FILE).exists()
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def test_execute_records_how_a_real_run_was_launched_with_a_heartbeat(tmp_path):
+    seen = {}
+
+    class Watching:
+        name = "fake"
+
+        def run(self, spec, *, token=None):
+            seen["env"] = dict(spec.env)
+            seen["beat"] = (spec.results_dir / contract.HEARTBEAT_FILE).exists()
+            return RunOutcome(Cause.FAILED, 1, 0.0, "no")
+
+    plan, _ = _plan()
+    execute(plan, runner=Watching(), options=ExecOptions(out_dir=tmp_path, image="i"))
+    assert seen["beat"] and float(seen["env"][contract.HEARTBEAT_ENV]) > 0
+    assert ROOT.is_dir()
