@@ -238,3 +238,39 @@ def test_readme_cpu_default_sweep(tmp_path):
     assert len(list((out / "report" / "labels").glob("*.png"))) == 3
     on = next(r for r in rows if r["reasoning_state"] == "On")
     assert 3 <= int(on["total_completion_tokens"]) / int(on["total_prompts"]) <= 32
+
+
+@pytest.mark.docker
+def test_a_killed_sweep_s_container_stops_itself_and_the_rerun_cleans_up(
+    tmp_path, docker_image, no_leftover_containers
+):
+    models = write_csv(tmp_path, [f"{TINY_MODEL},1,A,text_gen,Off,"])
+    out = tmp_path / "out"
+    base = sweep_cmd(
+        models, out, "--runner", "docker", "--image", docker_image, "--no-report",
+        "scenario.repeats=200",
+    )  # fmt: skip
+    env = {**ENV, "AI_ENERGY_SCORE_HEARTBEAT_S": "4"}  # the sweep passes it on to its runs
+    sweep = subprocess.Popen(base, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    client = no_leftover_containers
+    try:
+        assert _wait_for(
+            lambda: bool(client.containers.list(filters={"label": LABEL_MANAGED})), 120
+        )
+        time.sleep(3)
+        sweep.kill()  # SIGKILL: the sweep can stop nothing
+        sweep.wait()
+        assert _wait_for(
+            lambda: not client.containers.list(filters={"label": LABEL_MANAGED}), 60
+        ), "the container kept running after its sweep was killed"
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    (record,) = (out / "individual_runs").glob("*/run_record.json")
+    assert '"running"' in record.read_text()  # nobody was left to say how it ended
+    rerun = subprocess.run(
+        [*base[:-1], "scenario.repeats=1"], capture_output=True, text=True, env=ENV, timeout=300
+    )
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "marked interrupted" in rerun.stderr and "cleaned up 1 benchmark" in rerun.stderr
+    assert client.containers.list(all=True, filters={"label": LABEL_MANAGED}) == []

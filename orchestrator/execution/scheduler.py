@@ -121,7 +121,7 @@ def run_sweep(
     layout = OutputLayout(options.out_dir)
     removed = runner.remove_leftovers(options.out_dir)
     if removed:
-        log.warning("stopped %d benchmark(s) left running by an earlier sweep", removed)
+        log.warning("cleaned up %d benchmark(s) left behind by an earlier sweep", removed)
     with _logged_os_errors("stale records were not settled"):
         for name in settle_stale(options.out_dir, (p.name for p in plans)):
             log.warning("%s: its earlier sweep stopped before it ended; marked interrupted", name)
