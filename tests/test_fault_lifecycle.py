@@ -229,3 +229,15 @@ def test_execute_records_how_a_real_run_was_launched_with_a_heartbeat(tmp_path):
     execute(plan, runner=Watching(), options=ExecOptions(out_dir=tmp_path, image="i"))
     assert seen["beat"] and float(seen["env"][contract.HEARTBEAT_ENV]) > 0
     assert ROOT.is_dir()
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [(["reprot"], "did you mean 'report'?"), (["sweep"], "commands: run, report, build-image")],
+)
+def test_a_bare_word_that_is_no_command_never_starts_a_sweep(argv, said, capsys, tmp_path):
+    from orchestrator.commands.cli import main
+
+    assert main([*argv, "--output-dir", str(tmp_path / "out")]) == 2
+    assert said in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

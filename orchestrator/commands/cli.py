@@ -8,6 +8,7 @@ python batch_runner.py build-image [--base-image X]
 
 from __future__ import annotations
 
+import difflib
 import logging
 import signal
 import sys
@@ -36,6 +37,18 @@ def _command(name: str) -> Callable[[Sequence[str]], int] | None:
 
         return build_image_cli
     return None
+
+
+COMMANDS = ("run", "report", "build-image")
+
+
+def _not_a_command(word: str) -> None:
+    """A bare first word that is no subcommand (``reprot``) is a mistake, never a sweep."""
+    if word.startswith("-") or "=" in word or word in COMMANDS:
+        return
+    close = difflib.get_close_matches(word, COMMANDS, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"commands: {', '.join(COMMANDS)}"
+    raise RunnerError(f"unknown command {word!r}; {hint} (benchmark overrides are key=value)")
 
 
 class Terminated(KeyboardInterrupt):
@@ -70,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     try:
+        if argv:
+            _not_a_command(argv[0])
         command = _command(argv[0]) if argv else None
         if command is not None:
             return command(argv[1:])
