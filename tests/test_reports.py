@@ -119,9 +119,8 @@ def test_labels_are_images_of_the_right_size(report):
 
     _, files = report
     pngs = sorted(p.name for p in files.labels if p.suffix == ".png")
-    assert pngs == sorted(
-        f"{n}.png" for n in ("a_small", "a_mid", "a_big", "b_one", "h100_run", "cpu_est")
-    )
+    # The best run of each rating group (a_mid and a_big are beaten by a_small).
+    assert pngs == sorted(f"{n}.png" for n in ("a_small", "b_one", "h100_run", "cpu_est"))
     for path in files.labels:
         if path.suffix == ".png":
             with Image.open(path) as image:

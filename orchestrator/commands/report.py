@@ -24,6 +24,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", type=Path, default=None, help="report folder (<output-dir>/report)"
     )
+    parser.add_argument(
+        "--labels",
+        choices=("best", "all"),
+        default="best",
+        help="energy labels for the best run of each rating group, or for every rated run (best)",
+    )
     return parser
 
 
@@ -32,9 +38,13 @@ def report_cli(argv: Sequence[str]) -> int:
     from orchestrator.reports.build import make_report  # matplotlib loads only when reporting
 
     args = _parser().parse_args(argv)
-    files = make_report(args.output_dir.resolve(), args.out.resolve() if args.out else None)
+    files = make_report(
+        args.output_dir.resolve(), args.out.resolve() if args.out else None, labels=args.labels
+    )
     print(
         f"leaderboard: {files.layout.leaderboard_html}\nlabels: {len(files.labels) // 2} "
         f"in {files.layout.labels}\narchive: {files.layout.archive}"
     )
+    for problem in files.problems:
+        print(f"skipped: {problem}")
     return 0

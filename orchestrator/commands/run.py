@@ -25,7 +25,7 @@ from orchestrator.planning.checks import check_plans
 from orchestrator.planning.plan import PlanOptions, plan_runs
 from orchestrator.secrets import find_hf_token
 from orchestrator.store.lock import output_lock
-from orchestrator.store.master import rebuild_master
+from orchestrator.store.master import update_master
 from orchestrator.store.paths import OutputLayout
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def run_cli(argv: Sequence[str]) -> int:
             gpu_uuids=uuids,
             token=token.value if token else None,
         )
-        master = rebuild_master(layout.root)
+        master = update_master(layout.root, [plan.name])
     if record.status == "ok":
         print(f"ok: {plan.name} -> {layout.run_dir(plan.name)} (log {record.log_path}); {master}")
         return 0

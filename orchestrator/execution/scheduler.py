@@ -3,7 +3,8 @@
 Each run gets exactly the GPUs its plan needs (class A/B one, class C the configured number) and
 the cores of those slots. By default runs start longest first (``ordering``), with measured
 durations remembered per run id and GPU model; ``order="priority"`` starts them in priority then
-CSV order, first fit. The master CSV is rebuilt after every run.
+CSV order, first fit. The master CSV takes each run's row as it finishes (the other rows from
+its cache) and is rebuilt in full at the end.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from orchestrator.execution.runners.base import Runner
 from orchestrator.execution.slots import Slot
 from orchestrator.planning.plan import RunPlan
 from orchestrator.store.durations import duration_key, load_durations, save_duration
-from orchestrator.store.master import rebuild_master
+from orchestrator.store.master import rebuild_master, update_master
 from orchestrator.store.paths import OutputLayout
 from orchestrator.store.records import RunRecord, is_complete, load_record, save_record
 
@@ -169,7 +170,7 @@ def run_sweep(
             if record.status == "ok":
                 key = duration_key(plan.run_id, gpu_name)
                 save_duration(options.out_dir, key, record.duration_s)
-            rebuild_master(options.out_dir)
+            update_master(options.out_dir, [plan.name])
         progress.finished(label, plan.name, record.status)
         return record
 

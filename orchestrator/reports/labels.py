@@ -1,4 +1,8 @@
-"""An energy label per rated run, as PNG and SVG (model, task, class, Wh/1000, stars, GPU, date)."""
+"""An energy label of a rated run, as PNG and SVG (model, task, class, Wh/1000, stars, GPU, date).
+
+Every text from the run reaches matplotlib through ``plain``: a name is drawn as written, never
+read as a formula.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
+from orchestrator.reports.drawing import plain
 from orchestrator.reports.ratings import Rated
 from orchestrator.store.paths import ReportLayout
 
@@ -21,8 +27,16 @@ STAR_COLOURS = {5: "#2a9d8f", 4: "#8ab17d", 3: "#e9c46a", 2: "#f4a261", 1: "#e76
 def draw_label(r: Rated, layout: ReportLayout) -> tuple[Path, Path]:
     """Write the run's PNG and SVG label into the report's labels folder; returns both paths."""
     assert r.stars is not None
-    row = r.row
     fig = plt.figure(figsize=SIZE_IN, dpi=DPI)
+    try:
+        return _draw(fig, r, layout)
+    finally:
+        plt.close(fig)
+
+
+def _draw(fig: Figure, r: Rated, layout: ReportLayout) -> tuple[Path, Path]:
+    assert r.stars is not None
+    row = r.row
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_axis_off()
     ax.add_patch(
@@ -37,7 +51,7 @@ def draw_label(r: Rated, layout: ReportLayout) -> tuple[Path, Path]:
         )
     )
     ax.text(0.5, 0.9, "AI Energy Score", ha="center", fontsize=16, weight="bold", color="#1d3557")
-    ax.text(0.5, 0.82, str(row.get("model_name")), ha="center", fontsize=9, wrap=True)
+    ax.text(0.5, 0.82, plain(row.get("model_name")), ha="center", fontsize=9, wrap=True)
     details = "  ·  ".join(
         (
             str(row.get("task")),
@@ -45,7 +59,7 @@ def draw_label(r: Rated, layout: ReportLayout) -> tuple[Path, Path]:
             str(row.get("reasoning_state") or ""),
         )
     )
-    ax.text(0.5, 0.76, details, ha="center", fontsize=8, color="#444")
+    ax.text(0.5, 0.76, plain(details), ha="center", fontsize=8, color="#444")
     ax.text(
         0.5,
         0.6,
@@ -65,10 +79,9 @@ def draw_label(r: Rated, layout: ReportLayout) -> tuple[Path, Path]:
         f"rated in: {r.group}",
     ]
     for i, line in enumerate(lines):
-        ax.text(0.1, 0.27 - i * 0.055, line, fontsize=6.5, color="#333")
+        ax.text(0.1, 0.27 - i * 0.055, plain(line), fontsize=6.5, color="#333")
     png, svg = layout.label(str(r.row.get("run_name") or r.row.get("run_id")))
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=DPI)
     fig.savefig(svg)
-    plt.close(fig)
     return png, svg

@@ -1,10 +1,18 @@
-"""The leaderboard: ``leaderboard.csv`` and one self-contained ``leaderboard.html``."""
+"""The leaderboard: ``leaderboard.csv`` and one self-contained ``leaderboard.html``.
+
+The page stays small and quick whatever the number of runs: every run's cells travel once, as
+JSON inside the page, and a short script shows them ``PAGE_ROWS`` at a time, sorted by any column
+and filtered by any text. The first page is written as plain HTML too, for a reader without
+scripts. Nothing is fetched from a network. A plot that fails to draw leaves a note in its place.
+"""
 
 from __future__ import annotations
 
 import html
 import io
-from collections.abc import Sequence
+import json
+import logging
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +23,10 @@ from orchestrator.reports import plots
 from orchestrator.reports.ratings import Rated
 from orchestrator.store.files import write_atomic
 from orchestrator.store.paths import OutputLayout
+
+log = logging.getLogger(__name__)
+
+PAGE_ROWS = 100  # table rows shown at a time
 
 COLUMNS = (
     ("stars", "stars"), ("run", "run_name"), ("model", "model_name"), ("state", "reasoning_state"),
@@ -76,21 +88,63 @@ def ordered(rated: Sequence[Rated]) -> list[Rated]:
     return sorted(rated, key=key)
 
 
-SORT_SCRIPT = """
-document.querySelectorAll('th').forEach(function (th, col) {
-  th.addEventListener('click', function () {
-    var body = th.closest('table').tBodies[0];
-    var rows = Array.from(body.rows);
-    var asc = th.dataset.asc !== '1'; th.dataset.asc = asc ? '1' : '0';
-    rows.sort(function (a, b) {
-      var x = a.cells[col].dataset.v, y = b.cells[col].dataset.v;
-      var nx = parseFloat(x), ny = parseFloat(y);
-      var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
-      return asc ? c : -c;
+TABLE_SCRIPT = """
+(function () {
+  var data = JSON.parse(document.getElementById('leaderboard-data').textContent);
+  var table = document.getElementById('leaderboard'), body = table.tBodies[0];
+  var filter = document.getElementById('filter'), info = document.getElementById('pager-info');
+  var all = data.rows, view = all, page = 0, size = data.page_rows;
+  function raw(cell) { return Array.isArray(cell) ? cell[0] : cell; }
+  function shown(cell) { return Array.isArray(cell) ? cell[1] : cell; }
+  function text(row) {
+    if (row.text === undefined) { row.text = row.slice(1).map(shown).join(' ').toLowerCase(); }
+    return row.text;
+  }
+  function render() {
+    var pages = Math.max(1, Math.ceil(view.length / size));
+    page = Math.min(Math.max(page, 0), pages - 1);
+    var rows = document.createDocumentFragment();
+    view.slice(page * size, (page + 1) * size).forEach(function (row) {
+      var tr = document.createElement('tr');
+      tr.className = row[0];
+      for (var i = 1; i < row.length; i++) {
+        var td = document.createElement('td');
+        if (i - 1 === data.stars_column) { td.className = 'stars'; }
+        td.textContent = shown(row[i]);
+        tr.appendChild(td);
+      }
+      rows.appendChild(tr);
     });
-    rows.forEach(function (r) { body.appendChild(r); });
+    body.replaceChildren(rows);
+    var first = view.length ? page * size + 1 : 0, last = Math.min((page + 1) * size, view.length);
+    info.textContent = 'runs ' + first + '-' + last + ' of ' + view.length +
+      (view.length < all.length ? ' (filtered from ' + all.length + ')' : '') +
+      ', page ' + (page + 1) + ' of ' + pages;
+  }
+  function refilter() {
+    var words = filter.value.trim().toLowerCase();
+    view = words ? all.filter(function (row) { return text(row).indexOf(words) >= 0; }) : all;
+  }
+  Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, col) {
+    th.addEventListener('click', function () {
+      var asc = th.dataset.asc !== '1'; th.dataset.asc = asc ? '1' : '0';
+      all = all.slice().sort(function (a, b) {
+        var x = raw(a[col + 1]), y = raw(b[col + 1]);
+        var nx = parseFloat(x), ny = parseFloat(y);
+        var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+        return asc ? c : -c;
+      });
+      refilter(); page = 0; render();
+    });
   });
-});
+  filter.addEventListener('input', function () { refilter(); page = 0; render(); });
+  var moves = {'page-first': function () { page = 0; }, 'page-prev': function () { page -= 1; },
+               'page-next': function () { page += 1; }, 'page-last': function () { page = 1e9; }};
+  Object.keys(moves).forEach(function (id) {
+    document.getElementById(id).addEventListener('click', function () { moves[id](); render(); });
+  });
+  render();
+})();
 """
 
 STYLE = """
@@ -101,41 +155,79 @@ th { background: #e9eef5; cursor: pointer; position: sticky; top: 0; }
 tr.unrated td { color: #888; }
 tr.estimated td { background: #fff8e6; }
 td.stars { color: #e9a400; white-space: nowrap; }
+.pager { margin: 8px 0; font-size: 13px; } .pager input { width: 16em; }
 figure { margin: 24px 0; } .note { color: #555; font-size: 13px; }
 """
 
 
-def write_html(path: Path, rated: Sequence[Rated], output: OutputLayout) -> None:
-    """One HTML file with everything inline (table, sorting script, SVG plots)."""
-    head = "".join(f"<th>{html.escape(title)}</th>" for title, _ in COLUMNS)
-    body = []
-    for r in ordered(rated):
-        cells = _cells(r)
-        classes = [
-            c
-            for c, on in (
-                ("unrated", not r.stars),
-                ("estimated", r.row.get("energy_source") == "estimate"),
-            )
-            if on
-        ]
-        tds = []
-        for _, key in COLUMNS:
-            value = cells[key]
-            shown = (
-                ("★" * int(value) + "☆" * (5 - int(value)))
-                if key == "stars" and value
-                else _fmt(key, value)
-            )
-            css = ' class="stars"' if key == "stars" else ""
-            tds.append(f'<td{css} data-v="{html.escape(value)}">{html.escape(shown)}</td>')
-        body.append(f'<tr class="{" ".join(classes)}">{"".join(tds)}</tr>')
-    figures = [
-        ("plot-energy", plots.energy_by_model(rated)),
-        ("plot-efficiency", plots.efficiency_scatter(rated)),
-        ("plot-idle", plots.idle_split(rated)),
-        ("plot-power", plots.power_traces(rated, output)),
+def _shown(key: str, value: str) -> str:
+    if key == "stars" and value:
+        return "★" * int(value) + "☆" * (5 - int(value))
+    return _fmt(key, value)
+
+
+def _row_data(r: Rated) -> list[object]:
+    """A table row as the page's JSON holds it: its CSS classes, then each cell.
+
+    A cell is its value, or ``[value, shown]`` where it is shown otherwise (stars, rounding).
+    """
+    classes = [
+        c
+        for c, on in (
+            ("unrated", not r.stars),
+            ("estimated", r.row.get("energy_source") == "estimate"),
+        )
+        if on
     ]
+    cells = _cells(r)
+    data: list[object] = [" ".join(classes)]
+    for _, key in COLUMNS:
+        value = cells[key]
+        shown = _shown(key, value)
+        data.append(value if shown == value else [value, shown])
+    return data
+
+
+def _row_html(data: list[object]) -> str:
+    tds = []
+    for (_, key), cell in zip(COLUMNS, data[1:], strict=True):
+        shown = cell[1] if isinstance(cell, list) else cell
+        css = ' class="stars"' if key == "stars" else ""
+        tds.append(f"<td{css}>{html.escape(str(shown))}</td>")
+    return f'<tr class="{data[0]}">{"".join(tds)}</tr>'
+
+
+def _script_json(data: object) -> str:
+    """``data`` as JSON that cannot end the script element it sits in."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _figure(fid: str, draw: Callable[[], str]) -> str:
+    """One plot as a figure; a plot that fails leaves a note (and a warning) instead."""
+    try:
+        svg = draw()
+    except Exception as exc:  # one plot never costs the page
+        log.warning("report: plot %s not drawn: %s", fid, exc)
+        svg = f'<p class="note">This plot could not be drawn: {html.escape(str(exc))}</p>'
+    return f'<figure id="{fid}">{svg}</figure>'
+
+
+def write_html(path: Path, rated: Sequence[Rated], output: OutputLayout) -> None:
+    """One HTML file with everything inline (the table's data and script, SVG plots)."""
+    head = "".join(f"<th>{html.escape(title)}</th>" for title, _ in COLUMNS)
+    rows = [_row_data(r) for r in ordered(rated)]
+    first_page = "".join(_row_html(row) for row in rows[:PAGE_ROWS])
+    table_data = {"page_rows": PAGE_ROWS, "stars_column": 0, "rows": rows}
+    figures = "".join(
+        _figure(fid, draw)
+        for fid, draw in (
+            ("plot-energy", lambda: plots.energy_by_model(rated)),
+            ("plot-efficiency", lambda: plots.efficiency_scatter(rated)),
+            ("plot-idle", lambda: plots.idle_split(rated)),
+            ("plot-power", lambda: plots.power_traces(rated, output)),
+        )
+    )
     estimated = any(r.row.get("energy_source") == "estimate" for r in rated)
     estimate_note = (
         "Shaded rows are <b>estimated</b> energies (no GPU counter), rated only among themselves."
@@ -151,12 +243,20 @@ def write_html(path: Path, rated: Sequence[Rated], output: OutputLayout) -> None
 (and class for text generation) and GPU model, the range of GPU Wh per 1,000 queries in five
 equal bands, 5 stars for the lowest. Grey rows are not rated (the note says why).
 {estimate_note}
-Click a column title to sort.</p>
+Click a column title to sort; type in the box to keep only the runs that show that text.</p>
+<div class="pager">
+<input id="filter" type="search" placeholder="filter runs" aria-label="filter runs">
+<button id="page-first">&laquo;</button><button id="page-prev">&lsaquo;</button>
+<span id="pager-info">runs 1-{min(len(rows), PAGE_ROWS)} of {len(rows)}</span>
+<button id="page-next">&rsaquo;</button><button id="page-last">&raquo;</button></div>
+<noscript><p class="note">Without scripts only the first {PAGE_ROWS} runs are shown;
+leaderboard.csv holds them all.</p></noscript>
 <table id="leaderboard"><thead><tr>{head}</tr></thead><tbody>
-{"".join(body)}
+{first_page}
 </tbody></table>
-{"".join(f'<figure id="{fid}">{svg}</figure>' for fid, svg in figures)}
-<script>{SORT_SCRIPT}</script>
+{figures}
+<script type="application/json" id="leaderboard-data">{_script_json(table_data)}</script>
+<script>{TABLE_SCRIPT}</script>
 </body></html>
 """
     write_atomic(path, page)

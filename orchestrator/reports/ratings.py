@@ -9,7 +9,7 @@ only against runs on the same GPU model; estimated energies are rated only among
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,3 +105,19 @@ def rate(rows: Iterable[Mapping[str, Any]]) -> list[Rated]:
         note = "the only rated run in its group" if count == 1 else ""
         rated.append(Rated(row, stars_for(value, low, high), group, note))
     return rated
+
+
+def best_per_group(rated: Sequence[Rated]) -> list[Rated]:
+    """The best rated run of each group (most stars, then least energy, then name), by group."""
+    best: dict[str, tuple[tuple[int, float, str], Rated]] = {}
+    for r in rated:
+        if r.stars is None:
+            continue
+        key = (
+            -r.stars,
+            _number(r.row.get("wh_per_1000_queries")) or 0.0,
+            str(r.row.get("run_name")),
+        )
+        if r.group not in best or key < best[r.group][0]:
+            best[r.group] = (key, r)
+    return [best[group][1] for group in sorted(best)]

@@ -31,8 +31,11 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path) -> Any | None:
-    """The JSON in ``path``, or None when it is missing or unreadable."""
+    """The JSON in ``path``, or None when it is missing or unreadable.
+
+    Unreadable includes text that is not UTF-8 and JSON nested too deeply to parse.
+    """
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
