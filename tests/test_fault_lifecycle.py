@@ -241,3 +241,42 @@ def test_a_bare_word_that_is_no_command_never_starts_a_sweep(argv, said, capsys,
     assert main([*argv, "--output-dir", str(tmp_path / "out")]) == 2
     assert said in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_benchmark_whose_output_pipe_closes_stops_as_interrupted(tmp_path):
+    results = tmp_path / "attempt"
+    command = [
+        sys.executable, "-m", "energy_bench", "--results-dir", str(results),
+        f"backend.model={TINY_MODEL}", "backend.torch_dtype=float32",
+        "scenario.dataset_name=bundled", "scenario.num_samples=20", "scenario.repeats=50",
+        "energy.idle_seconds=0.1",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        command, env=OFFLINE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # it is writing; then its reader goes, as a killed sweep does
+        proc.stdout.close()
+        assert proc.wait(timeout=120) == contract.ExitCode.INTERRUPTED
+    finally:
+        proc.kill()
+    report = json.loads((results / contract.REPORT_FILE).read_text())
+    assert report["error"]["type"] == "Stopped"
+    assert "output pipe closed" in report["error"]["message"]
+
+
+def test_the_summary_counts_interrupted_runs():
+    import io
+
+    from rich.console import Console
+
+    from orchestrator.commands.tables import print_summary
+    from orchestrator.execution.scheduler import SweepResult
+
+    plan, _ = _plan()
+    record = RunRecord(plan.run_id, plan.name, "org/m", "A", "text_gen", "Off", "interrupted")
+    console = Console(file=io.StringIO(), width=200)
+    print_summary(console, SweepResult(records=[record]), Path("/tmp/out"))
+    assert "0 ok (0 resumed), 0 failed, 1 interrupted, 0 skipped" in console.file.getvalue()

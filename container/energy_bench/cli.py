@@ -129,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check_overrides:
         return check_overrides(args.config_name, args.config_dir, sys.stdin)
     lifecycle.handle_sigterm()
+    lifecycle.guard_output()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -87,12 +88,11 @@ def print_summary(console: Console, result: SweepResult, out_dir: Path) -> None:
             record.error_message[:160],
         )
     console.print(table)
-    counts = {
-        s: sum(1 for r in result.records if r.status == s) for s in ("ok", "failed", "skipped")
-    }
+    counts = Counter(r.status for r in result.records)
+    interrupted = f", {counts['interrupted']} interrupted" if counts["interrupted"] else ""
     console.print(
-        f"{counts['ok']} ok ({len(result.resumed)} resumed), {counts['failed']} failed, "
-        f"{counts['skipped']} skipped; total GPU energy {energy:.4f} Wh"
+        f"{counts['ok']} ok ({len(result.resumed)} resumed), {counts['failed']} failed"
+        f"{interrupted}, {counts['skipped']} skipped; total GPU energy {energy:.4f} Wh"
         + (f"; best {best[0]:.3f} tokens/J ({best[1]})" if best[1] else "")
         + f"\nresults: {OutputLayout(out_dir).master_csv}"
     )
