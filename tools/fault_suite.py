@@ -1,4 +1,4 @@
-"""Fault suite of issue #10, "Nothing lost, nothing leaked, whatever fails".
+"""Fault suite: "Nothing lost, nothing leaked, whatever fails".
 
     python tools/fault_suite.py [--only SUBSTRING] [--list] [--markdown] [--details]
                                 [--root PATH] [--workdir DIR] [--keep]
