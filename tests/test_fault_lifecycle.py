@@ -280,3 +280,101 @@ def test_the_summary_counts_interrupted_runs():
     console = Console(file=io.StringIO(), width=200)
     print_summary(console, SweepResult(records=[record]), Path("/tmp/out"))
     assert "0 ok (0 resumed), 0 failed, 1 interrupted, 0 skipped" in console.file.getvalue()
+
+
+# --- found by review: clocks, keys, busy GPUs, nohup, full disks, broken runners ------------
+
+
+def test_the_heartbeat_counts_changes_not_the_writer_s_clock(tmp_path):
+    import threading
+
+    results = tmp_path / "attempt"
+    results.mkdir()
+    beat = results / contract.HEARTBEAT_FILE
+    beat.touch()
+    done = threading.Event()
+
+    def skewed_writer():  # a file server whose clock is a day behind, still beating
+        tick = 0
+        while not done.wait(0.3):
+            tick += 1
+            os.utime(beat, (time.time() - 86400 + tick, time.time() - 86400 + tick))
+
+    writer = threading.Thread(target=skewed_writer, daemon=True)
+    writer.start()
+    command = [
+        sys.executable, "-m", "energy_bench", "--results-dir", str(results),
+        f"backend.model={TINY_MODEL}", "backend.torch_dtype=float32",
+        "scenario.dataset_name=bundled", "scenario.num_samples=3", "energy.idle_seconds=3",
+    ]  # fmt: skip
+    try:
+        done_run = subprocess.run(
+            command, env={**OFFLINE, contract.HEARTBEAT_ENV: "2"}, capture_output=True,
+            text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        done.set()
+    assert done_run.returncode == 0, done_run.stderr[-1500:]
+
+
+def test_override_keys_count_as_the_benchmark_reads_them():
+    plan, _ = _plan(extra=["+scenario.generate_kwargs.max_new_tokens = 8192"])
+    assert plan.setting("scenario.generate_kwargs.max_new_tokens") == "8192"
+    assert plan.default_timeout_s > 100 * 3600
+    huge, _ = _plan(model_class="C", extra=["scenario.generate_kwargs.max_new_tokens=10000000"])
+    assert huge.default_timeout_s == 30 * 24 * 3600  # clamped: never an overflowing wait
+
+
+def test_a_host_whose_every_gpu_is_busy_never_falls_back_to_the_cpu(monkeypatch):
+    from orchestrator.execution import gpus
+
+    busy = gpus.Gpu(0, "GPU-a", "H200", 141.0, busy_pids=(4242,))
+    monkeypatch.setattr(gpus, "inventory", lambda: [busy])
+    with pytest.raises(RunnerError, match="every GPU of this host runs other processes"):
+        gpus.usable(None)
+    monkeypatch.setattr(gpus, "inventory", list)
+    assert gpus.usable(None) == []  # no GPU at all: the CPU is the honest choice
+
+
+def test_signals_ignored_at_start_stay_ignored():
+    from orchestrator.commands.cli import _stops_like_ctrl_c
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with _stops_like_ctrl_c():
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN  # nohup keeps working
+            assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
+def test_a_log_on_a_full_disk_keeps_draining_the_run_s_output():
+    from orchestrator.execution.runners.base import LogPump
+    from orchestrator.secrets import Redactor
+
+    class FullDisk:
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    pump = LogPump(FullDisk(), Redactor(None))
+    for i in range(2000):
+        pump.feed(f"line {i}\n".encode())
+    pump.close()
+    assert pump.write_error is not None and "line 1999" in pump.tail()
+
+
+def test_a_runner_that_breaks_fails_its_run_alone(tmp_path):
+    plan, _ = _plan()
+
+    class Broken:
+        name = "fake"
+
+        def run(self, spec, *, token=None):
+            raise OverflowError("timestamp out of range for platform time_t")
+
+    record = execute(plan, runner=Broken(), options=ExecOptions(out_dir=tmp_path, image="i"))
+    assert record.status == "failed" and record.cause == Cause.RUNNER_ERROR.value
+    assert "OverflowError" in record.error_message

@@ -117,18 +117,22 @@ def watch_heartbeat(results_dir: Path, limit_s: float) -> threading.Thread:
     """Stop the run when ``results_dir``'s heartbeat file stays still for ``limit_s`` seconds."""
     path = results_dir / contract.HEARTBEAT_FILE
 
-    def last_beat() -> float:
+    def stamp() -> int | None:
         try:
-            return path.stat().st_mtime
+            return path.stat().st_mtime_ns
         except OSError:
-            return 0.0
+            return None
 
     def watch() -> None:
-        started = time.time()
+        # Only a change of the file's time counts, timed on this process's own monotonic clock:
+        # the writer's clock (a file server's, a host's after a jump) is never compared to ours.
+        seen, changed = stamp(), time.monotonic()
         while True:
             time.sleep(min(limit_s / 4, 5.0))
-            beat = max(last_beat(), started)  # a file not there yet counts from the start
-            if time.time() - beat > limit_s:
+            now = stamp()
+            if now != seen:
+                seen, changed = now, time.monotonic()
+            if time.monotonic() - changed > limit_s:
                 stop_main(f"stopped: the sweep that started this run is gone (no heartbeat "
                           f"for {limit_s:g} s)")  # fmt: skip
                 return

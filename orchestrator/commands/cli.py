@@ -65,7 +65,8 @@ def _stops_like_ctrl_c() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    wanted = (signal.SIGTERM, signal.SIGHUP)
+    # A signal ignored when we start (SIGHUP under nohup) stays ignored.
+    wanted = [s for s in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(s) != signal.SIG_IGN]
     before = {sig: signal.signal(sig, _terminate) for sig in wanted}
     try:
         yield

@@ -17,7 +17,7 @@ from orchestrator.commands.common import (
 from orchestrator.commands.logs import setup_logging
 from orchestrator.errors import RunnerError
 from orchestrator.execution.execute import ExecOptions, execute, settle_stale
-from orchestrator.execution.gpus import inventory, select
+from orchestrator.execution.gpus import usable
 from orchestrator.execution.runners.choice import make_runner
 from orchestrator.execution.scheduler import other_row
 from orchestrator.models.csv_reader import single_config
@@ -25,7 +25,7 @@ from orchestrator.planning.checks import check_plans
 from orchestrator.planning.plan import PlanOptions, plan_runs
 from orchestrator.secrets import find_hf_token
 from orchestrator.store.lock import output_lock
-from orchestrator.store.master import update_master
+from orchestrator.store.master import rebuild_master
 from orchestrator.store.paths import OutputLayout
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def run_cli(argv: Sequence[str]) -> int:
     )
     runner = make_runner(args.runner, args.image)
     software_id = runner.software_id(args.image)
-    gpus = select(inventory(), args.gpus)
+    gpus = usable(args.gpus)
     options = PlanOptions(
         image=args.image,
         software_id=software_id,
@@ -90,7 +90,12 @@ def run_cli(argv: Sequence[str]) -> int:
         plan.run_id,
     )
     with output_lock(layout.root):  # never beside a sweep or another run of this folder
-        settle_stale(layout.root, [plan.name])
+        if runner.remove_leftovers(layout.root):
+            log.warning("cleaned up the benchmark(s) an earlier sweep or run left behind")
+        try:
+            settle_stale(layout.root, [plan.name])
+        except OSError as exc:
+            raise RunnerError(f"{layout.root}: cannot write here ({exc.strerror or exc})") from None
         record = execute(
             plan,
             runner=runner,
@@ -104,7 +109,11 @@ def run_cli(argv: Sequence[str]) -> int:
             gpu_uuids=uuids,
             token=token.value if token else None,
         )
-        master = update_master(layout.root, [plan.name])
+        try:  # in full (cheap with its cache): a killed sweep may have left rows out
+            master = rebuild_master(layout.root)
+        except OSError as exc:  # the run's own result stands
+            log.error("the master CSV was not updated: %s", exc)
+            master = layout.master_csv
     if record.status == "ok":
         print(f"ok: {plan.name} -> {layout.run_dir(plan.name)} (log {record.log_path}); {master}")
         return 0

@@ -22,7 +22,7 @@ from orchestrator.commands.progress import make_progress
 from orchestrator.commands.tables import print_plan, print_summary
 from orchestrator.errors import EXIT_FAILED_RUNS, RunnerError
 from orchestrator.execution.execute import ExecOptions
-from orchestrator.execution.gpus import inventory, select
+from orchestrator.execution.gpus import usable
 from orchestrator.execution.runners.choice import make_runner
 from orchestrator.execution.scheduler import run_sweep
 from orchestrator.execution.slots import Slot, cpu_slots, gpu_slots
@@ -114,11 +114,9 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _slots(args: argparse.Namespace) -> list[Slot]:
-    gpus = select(inventory(), args.gpus)
+    gpus = usable(args.gpus)
     if gpus:
         return gpu_slots([g.uuid for g in gpus], [g.name for g in gpus])
-    if args.gpus:
-        raise RunnerError(f"--gpus {args.gpus}: no usable GPU")
     return cpu_slots(args.max_parallel or 1)
 
 

@@ -12,7 +12,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_attempt, wait_exponential
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_result,
+    stop_after_attempt,
+    stop_when_event_set,
+    wait_exponential,
+)
 
 from energy_bench import contract
 from orchestrator.execution import heartbeat
@@ -92,9 +99,14 @@ def execute(
     """
     try:
         return _execute(plan, runner, options, gpu_uuids, cpus, token, stop or threading.Event())
-    except OSError as exc:  # this run cannot write its folder: it fails alone, in one line
-        cause = filesystem_cause(exc)
-        message = f"{cause.value}: {exc.strerror or exc}: {exc.filename or options.out_dir}"
+    except Exception as exc:  # this run cannot write its folder, or its runner broke: alone
+        if isinstance(exc, OSError):
+            cause = filesystem_cause(exc)
+            message = f"{cause.value}: {exc.strerror or exc}: {exc.filename or options.out_dir}"
+        else:
+            cause = Cause.RUNNER_ERROR
+            message = f"{cause.value}: {type(exc).__name__}: {exc}"
+            log.debug("%s: runner error", plan.name, exc_info=True)
         log.error("%s: %s", plan.name, message)
         record = replace(
             _base_record(plan, runner.name, options, "failed"),
@@ -170,8 +182,9 @@ def _execute(
     try:
         outcome = Retrying(
             retry=retry_if_result(lambda o: o.cause in TRANSIENT and not stopping.is_set()),
-            stop=stop_after_attempt(options.retries + 1),
+            stop=stop_after_attempt(options.retries + 1) | stop_when_event_set(stopping),
             wait=wait_exponential(multiplier=options.retry_wait_s, max=60),
+            sleep=stopping.wait,  # a sweep being stopped never sleeps into another attempt
             reraise=True,
         )(attempt)
     except RetryError as exc:  # only when the last attempt was transient too

@@ -60,6 +60,25 @@ def inventory() -> list[Gpu]:
         nvml.nvmlShutdown()
 
 
+def usable(wanted: str | None) -> list[Gpu]:
+    """The GPUs runs may use (``--gpus``, busy ones skipped); none only on a host without GPUs.
+
+    A host whose every GPU is busy is an error: falling back to the CPU would measure, under
+    another run id, what belongs on these GPUs.
+    """
+    listed = inventory()
+    gpus = select(listed, wanted)
+    if wanted and not gpus:
+        raise RunnerError(f"--gpus {wanted}: no usable GPU")
+    if listed and not gpus:
+        raise RunnerError(
+            f"every GPU of this host runs other processes ({len(listed)} listed); "
+            "wait for them (a sweep killed a moment ago? its runs stop within a minute), or "
+            "name GPUs with --gpus"
+        )
+    return gpus
+
+
 def select(gpus: Sequence[Gpu], wanted: str | None) -> list[Gpu]:
     """The GPUs named by ``--gpus`` (indices or UUIDs, comma-separated), busy ones skipped."""
     chosen = list(gpus)

@@ -22,9 +22,10 @@ LIMIT_S = 60.0  # generous: a busy host may delay a beat; a gone sweep is notice
 def limit_s() -> float:
     """``LIMIT_S``, or the host's own ``contract.HEARTBEAT_ENV`` when set (tests shorten it)."""
     try:
-        return float(os.environ.get(contract.HEARTBEAT_ENV) or LIMIT_S)
+        limit = float(os.environ.get(contract.HEARTBEAT_ENV) or LIMIT_S)
     except ValueError:
         return LIMIT_S
+    return limit if limit > 0 else LIMIT_S
 
 
 def environment() -> dict[str, str]:

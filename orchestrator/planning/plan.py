@@ -16,6 +16,7 @@ DEFAULT_PROMPTS = 1000  # the benchmark's default scenario.num_samples
 LOAD_S = {ModelClass.A: 1800.0, ModelClass.B: 3600.0, ModelClass.C: 7200.0, None: 3600.0}
 TOKEN_S = {ModelClass.A: 0.1, ModelClass.B: 0.25, ModelClass.C: 0.5, None: 0.25}
 PROMPT_S = 2.0
+MAX_TIMEOUT_S = 30 * 24 * 3600.0  # 30 days: beyond it, a bound means nothing (and overflows)
 FALSE = ("false", "no", "off", "0")
 
 
@@ -50,7 +51,11 @@ class RunPlan:
 
     def setting(self, key: str) -> str | None:
         """The value an override gives ``key`` (the last one wins), or None."""
-        values = [o.partition("=")[2] for o in self.overrides if o.partition("=")[0] == key]
+        values = [
+            value.strip()
+            for name, _, value in (o.partition("=") for o in self.overrides)
+            if name.strip().lstrip("+") == key  # as the benchmark reads a key
+        ]
         return values[-1] if values else None
 
     def whole(self, key: str, default: int) -> int:
@@ -73,7 +78,7 @@ class RunPlan:
         warmup = (self.setting("scenario.warmup_pass") or "true").lower() not in FALSE
         passes = self.whole("scenario.repeats", 1) + warmup
         per_prompt = PROMPT_S + budget * TOKEN_S[cls]
-        return LOAD_S[cls] + passes * prompts * per_prompt
+        return min(LOAD_S[cls] + passes * prompts * per_prompt, MAX_TIMEOUT_S)
 
 
 def _bool(value: bool | None) -> str:

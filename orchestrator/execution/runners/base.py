@@ -47,6 +47,7 @@ class LogPump:
         self._pending = b""
         self._tail = bytearray()
         self._lock = threading.Lock()
+        self.write_error: OSError | None = None  # the log could not be written (a full disk)
 
     def feed(self, chunk: bytes) -> None:
         with self._lock:
@@ -61,12 +62,20 @@ class LogPump:
             if self._pending:
                 self._emit(self._pending + b"\n")
                 self._pending = b""
-            self._log.flush()
+            if self.write_error is None:
+                try:
+                    self._log.flush()
+                except OSError as exc:
+                    self.write_error = exc
 
     def _emit(self, data: bytes) -> None:
         clean = self._redact.bytes(data)
-        self._log.write(clean)
-        self._log.flush()
+        if self.write_error is None:
+            try:
+                self._log.write(clean)
+                self._log.flush()
+            except OSError as exc:  # a full disk: keep draining the run's output, keep its tail
+                self.write_error = exc
         self._tail += clean
         del self._tail[: -self.TAIL_BYTES]
 

@@ -7,6 +7,7 @@ The benchmark runs with this interpreter, where the project is installed (``pip 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -37,8 +38,12 @@ class LocalRunner:
         self._lock = threading.Lock()
 
     def cancel(self) -> None:
+        """SIGTERM to every running benchmark at once, then wait; SIGKILL what is left."""
         with self._lock:
             active = list(self._active)
+        for proc in active:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
         for proc in active:
             _stop(proc, grace_s=2.0)
 
@@ -115,11 +120,11 @@ class LocalRunner:
             with self._lock:
                 self._active.add(proc)
             pid_file = spec.results_dir / PID_FILE
-            pid_file.write_text(str(proc.pid))
             reader = threading.Thread(target=_copy, args=(proc, pump), daemon=True)
             reader.start()
             timed_out = False
             try:
+                pid_file.write_text(str(proc.pid))  # a full disk here still stops the process
                 try:
                     code = proc.wait(timeout=spec.timeout_s)
                 except subprocess.TimeoutExpired:
