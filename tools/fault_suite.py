@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from energy_bench import contract
+from orchestrator.execution.runners.local import process_alive
 from orchestrator.store.paths import RECORD_FILE, OutputLayout, ReportLayout
 
 REPO = Path(__file__).resolve().parent.parent
@@ -215,18 +216,9 @@ def bench_pids(folder: Path) -> list[int]:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         line = _cmdline(int(entry.name))
-        if "energy_bench" in line and prefix in line and _alive(int(entry.name)):
+        if "energy_bench" in line and prefix in line and process_alive(int(entry.name)):
             found.append(int(entry.name))
     return sorted(found)
-
-
-def _alive(pid: int) -> bool:
-    """True for a process that exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 def _results_dir(pid: int) -> Path | None:
@@ -284,6 +276,11 @@ class Suite:
                 env[key] = value
         return env
 
+    @property
+    def cli(self) -> list[str]:
+        """The command line's start: this interpreter and the checkout's batch_runner.py."""
+        return [sys.executable, str(self.root / "batch_runner.py")]
+
     def sweep_argv(
         self,
         out: Path,
@@ -292,8 +289,7 @@ class Suite:
         overrides: tuple[str, ...] = (),
     ) -> list[str]:
         return [
-            sys.executable,
-            str(self.root / "batch_runner.py"),
+            *self.cli,
             "--csv",
             str(csv_path or self.csv),
             "--output-dir",
@@ -309,8 +305,7 @@ class Suite:
 
     def run_argv(self, out: Path) -> list[str]:
         return [
-            sys.executable,
-            str(self.root / "batch_runner.py"),
+            *self.cli,
             "run",
             "--model",
             str(self.model),
@@ -325,8 +320,7 @@ class Suite:
 
     def report_argv(self, out: Path) -> list[str]:
         return [
-            sys.executable,
-            str(self.root / "batch_runner.py"),
+            *self.cli,
             "report",
             "--output-dir",
             str(out),
@@ -950,7 +944,8 @@ def _sigkill_sweep_heartbeat(t: Trial) -> None:
     sweep = t.start(t.suite.sweep_argv(t.out, "--no-report", csv_path=t.suite.slow_csv), env)
     pid = t.wait_for_bench(sweep)
     time.sleep(MEASURING_S)
-    alive = t.expect(_alive(pid), f"the benchmark had ended {MEASURING_S:g} s in, sweep alive")
+    ended = f"the benchmark had ended {MEASURING_S:g} s in, sweep alive"
+    alive = t.expect(process_alive(pid), ended)
     sweep.kill()
     killed = time.monotonic()
     t.finish(sweep)
@@ -993,11 +988,11 @@ def _sigkill_sweep_rerun(t: Trial) -> None:
     time.sleep(MEASURING_S)
     sweep.kill()
     t.finish(sweep)
-    alive_at_rerun = _alive(pid)
+    alive_at_rerun = process_alive(pid)
     rerun = t.start(t.suite.sweep_argv(t.out, "--no-report", csv_path=t.suite.slow_csv))
     beside = False
     while rerun.poll() is None:
-        if _alive(pid) and [p for p in bench_pids(t.dir) if p != pid]:
+        if process_alive(pid) and [p for p in bench_pids(t.dir) if p != pid]:
             beside = True
         time.sleep(0.1)
     command = t.finish(rerun)
@@ -1005,7 +1000,7 @@ def _sigkill_sweep_rerun(t: Trial) -> None:
     t.note(f"rerun exit {command.code}")
     t.expect(alive_at_rerun, "the leftover ended before the rerun (nothing to stop)")
     t.expect(not beside, "the leftover benchmark ran beside the rerun's")
-    t.expect(not _alive(pid), "the leftover benchmark is still alive")
+    t.expect(not process_alive(pid), "the leftover benchmark is still alive")
     t.expect(command.code == 0, f"rerun exit {command.code}")
     expect_row(t, ON, "ok")
 

@@ -197,12 +197,12 @@ def _stop_group(pid: int, grace_s: float = GRACE_S) -> None:
             return
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if not process_alive(pid):
                 return
             time.sleep(0.1)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """The process exists and has not exited (a zombie awaiting its parent counts as gone)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
