@@ -188,6 +188,21 @@ def test_sigterm_ends_the_benchmark_like_ctrl_c_with_its_report(tmp_path):
     assert "Stopped: stopped (SIGTERM)" in err.strip().splitlines()[-1]
 
 
+def test_only_the_benchmark_logs_at_info_so_its_error_stays_the_last_line():
+    # At INFO, torch prints its fake tensor cache statistics at exit, after the
+    # benchmark's error line, and the sweep then files that as the run's error.
+    probe = (
+        "import logging, sys\n"
+        "from energy_bench.cli import configure_logging\n"
+        "configure_logging(verbose=False)\n"
+        "logging.getLogger('torch._subclasses.fake_tensor').info('library chatter')\n"
+        "logging.getLogger('energy_bench.benchmark').info('own message')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert "own message" in done.stderr
+    assert "library chatter" not in done.stderr
+
+
 def test_a_leftover_local_benchmark_is_stopped_only_if_it_is_still_that_run(tmp_path):
     layout = OutputLayout(tmp_path)
     mine = layout.attempt_dir("run_a", __import__("datetime").datetime(2026, 1, 1))

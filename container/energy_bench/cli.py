@@ -123,6 +123,21 @@ def check_overrides(config_name: str, config_dir: Path, lines: Iterable[str]) ->
     return int(ExitCode.CONFIG_ERROR if refused else ExitCode.OK)
 
 
+def configure_logging(verbose: bool) -> None:
+    """Log the benchmark's own messages at INFO (DEBUG when verbose), libraries at WARNING.
+
+    At INFO some libraries print after the run's final line, at exit (torch's
+    fake tensor cache statistics), and the sweep reads that last line as the
+    run's error.
+    """
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -130,11 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_overrides(args.config_name, args.config_dir, sys.stdin)
     lifecycle.handle_sigterm()
     lifecycle.guard_output()
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.verbose)
     results = args.results_dir
     cfg: BenchConfig | None = None
     try:
