@@ -1,4 +1,9 @@
-"""The energy meter on scripted sources: windows, idle, resets, short windows, the trace check."""
+"""The energy meter on scripted devices and a scripted clock: which joules land in which window.
+
+Time moves only when a test says so (``Devices.run``), the counters integrate the scripted power
+and change only once per counter update, as NVML's do, and the sampler reads them only when it
+asks for them (once a second), as the real source does. Every figure is then exact.
+"""
 
 from __future__ import annotations
 
@@ -7,148 +12,289 @@ import time
 
 import pytest
 
-from energy_bench.energy.meter import EnergyMeter, spread
+from energy_bench.energy.meter import (
+    COUNTER_SAMPLE_PERIOD_S,
+    SHORT_WINDOW_UPDATES,
+    TRACE_TOLERANCE,
+    EnergyMeter,
+    spread,
+)
 from energy_bench.energy.nvml import PowerSample
 from energy_bench.energy.sources import DeviceInfo, EstimateSource, open_source
 
+STEP_S = 0.125  # the scripted sampler period (exact in binary: sums of it stay exact)
 
-class ConstantPower:
-    """A fake source: each device draws a fixed power; counters integrate it in real time."""
+
+class Devices:
+    """Scripted GPUs and the clock they share: power per device, counters, resets, processes."""
 
     name = "nvml"
-    counter_update_s = 0.001
 
-    def __init__(self, watts: list[float], reset_after_s: float | None = None):
-        self.watts = watts
+    def __init__(self, watts: list[float], counter_update_s: float = 0.25, base_j: float = 1e6):
+        self.t = 0.0
+        self.watts = list(watts)
+        self.counter_update_s = counter_update_s
+        self.energy = [base_j] * len(watts)  # the true cumulative energy since the last reset
+        self.trace_factor = [1.0] * len(watts)  # what the sampler shows against the truth
         self.devices = [DeviceInfo("gpu", f"fake{i}", f"GPU-{i}", i) for i in range(len(watts))]
-        self.t0 = time.monotonic()
-        self.reset_after_s = reset_after_s
+        self.pids: set[int] | None = {os.getpid()}
         self.synced = 0
-        self.trace_factor = [1.0] * len(watts)  # what the sampler shows against the counter
-        self.pids = {os.getpid()}
+        self.meter: EnergyMeter | None = None
 
+    # the clock
+    def now(self) -> float:
+        return self.t
+
+    def run(self, seconds: float, watts: list[float] | None = None) -> None:
+        """Let ``seconds`` pass at ``watts`` (default: the current power), sampling each step."""
+        if watts is not None:
+            self.watts = list(watts)
+        steps = round(seconds / STEP_S)
+        assert steps * STEP_S == seconds, "scripted time moves in whole sampler steps"
+        for _ in range(steps):
+            self.t += STEP_S
+            self.energy = [e + w * STEP_S for e, w in zip(self.energy, self.watts, strict=True)]
+            if self.meter is not None:
+                self.meter.sample()
+
+    def reset(self) -> None:
+        """The driver restarts its counters from zero (as after a reset or a reload)."""
+        self.energy = [0.0] * len(self.energy)
+
+    # the source
     def read_j(self) -> list[float]:
-        elapsed = time.monotonic() - self.t0
-        base = 1000.0
-        if self.reset_after_s is not None and elapsed > self.reset_after_s:
-            elapsed -= self.reset_after_s  # the driver restarted its counters from zero
-            base = 0.0
-        return [base + w * elapsed for w in self.watts]
+        """The counters as last updated: they move once per ``counter_update_s``."""
+        if self.counter_update_s == 0:
+            return list(self.energy)
+        ticks = self.t / self.counter_update_s
+        late = (ticks - int(ticks)) * self.counter_update_s
+        return [e - w * late for e, w in zip(self.energy, self.watts, strict=True)]
 
     def sample(self, *, with_energy: bool) -> list[PowerSample]:
+        counters = self.read_j() if with_energy else [None] * len(self.watts)
         shown = [w * f for w, f in zip(self.watts, self.trace_factor, strict=True)]
-        return [PowerSample(w, 1980, 40, e) for w, e in zip(shown, self.read_j(), strict=True)]
+        return [PowerSample(w, 1980, 40, e) for w, e in zip(shown, counters, strict=True)]
 
-    def gpu_pids(self) -> set[int]:
-        return set(self.pids)
+    def gpu_pids(self) -> set[int] | None:
+        return None if self.pids is None else set(self.pids)
 
     def close(self) -> None:
         pass
 
 
-def meter_for(source, **kwargs):
-    return EnergyMeter(
-        source, synchronize=lambda: setattr(source, "synced", source.synced + 1), **kwargs
+def scripted_meter(devices: Devices) -> EnergyMeter:
+    """A meter on ``devices`` whose every reading happens at a scripted time."""
+
+    def synchronize() -> None:
+        devices.synced += 1
+
+    meter = EnergyMeter(
+        devices, synchronize=synchronize, clock=devices.now, sleep=devices.run, background=False
     )
+    devices.meter = meter
+    return meter
 
 
-def test_window_energy_duration_and_sync():
-    source = ConstantPower([100.0, 50.0])
-    meter = meter_for(source, sample_hz=50)
-    try:
-        with meter.window("work") as w:
-            time.sleep(0.6)
-    finally:
-        meter.close()
+def test_a_window_holds_exactly_its_own_joules_per_device():
+    devices = Devices([100.0, 50.0], counter_update_s=0)
+    meter = scripted_meter(devices)
+    devices.run(1.0, [300.0, 300.0])  # before the window: not in it
+    with meter.window("work") as w:
+        devices.run(2.0, [100.0, 50.0])
+    devices.run(1.0, [300.0, 300.0])  # after it: not in it either
     m = w.measurement
-    assert m is not None and m.name == "work"
-    assert m.duration_s == pytest.approx(0.6, abs=0.1)
-    assert m.energy_j == pytest.approx(150.0 * m.duration_s, rel=0.02)
-    assert m.device_energy_j[0] == pytest.approx(2 * m.device_energy_j[1], rel=0.02)
-    assert m.average_power_w == pytest.approx(150.0, rel=0.02)
-    assert source.synced == 2  # before the start read and before the end read
-    assert not m.counter_reset
-    assert m.trace_samples >= 40
-    assert abs(m.trace_deviation) < 0.05 and not m.trace_mismatch
+    assert (m.name, m.start_s, m.duration_s) == ("work", 1.0, 2.0)
+    assert m.device_energy_j == (200.0, 100.0)
+    assert (m.energy_j, m.average_power_w, m.energy_wh) == (300.0, 150.0, 300.0 / 3600)
+    assert devices.synced == 2  # before the start read and before the end read
+    assert m.trace_samples == 2 * 17  # both devices, a sample every 0.125 s, both ends too
+    assert not m.counter_reset and not m.short_window
 
 
-def test_short_window_is_flagged():
-    source = ConstantPower([100.0])
-    source.counter_update_s = 0.1
-    meter = meter_for(source)
-    try:
-        with meter.window("blink") as short:
-            time.sleep(0.05)
-        with meter.window("long") as long:
-            time.sleep(1.05)
-    finally:
-        meter.close()
-    assert short.measurement.short_window
-    assert not long.measurement.short_window
-
-
-def test_counter_reset_is_detected_and_trace_used():
-    source = ConstantPower([200.0], reset_after_s=0.4)
-    meter = meter_for(source, sample_hz=50)
-    try:
-        meter.begin_window("w")
-        time.sleep(0.7)
-        m = meter.end_window("w")
-    finally:
-        meter.close()
-    assert m.counter_reset
-    assert m.energy_j == pytest.approx(200.0 * m.duration_s, rel=0.1)  # from the trace
-
-
-def test_reset_seen_only_in_the_trace_is_detected():
-    # Reset early in the window: the end reading is above the start one, the samples show it.
-    source = ConstantPower([5000.0], reset_after_s=0.2)
-    meter = meter_for(source, sample_hz=50)
-    try:
-        meter.begin_window("w")
-        time.sleep(0.6)
-        m = meter.end_window("w")
-    finally:
-        meter.close()
-    assert m.counter_reset
-    assert m.energy_j == pytest.approx(5000.0 * m.duration_s, rel=0.1)
-
-
-def test_idle_baseline_and_labels_in_trace():
-    source = ConstantPower([80.0])
-    meter = meter_for(source, sample_hz=40)
-    try:
-        idle = meter.measure_idle(0.3)
-        with meter.window("repeat_0"):
-            time.sleep(0.2)
-    finally:
-        meter.close()
-    assert idle is not None and idle.average_power_w == pytest.approx(80.0, rel=0.05)
-    windows = {row.window for row in meter.trace()}
-    assert {"idle_baseline", "repeat_0"} <= windows
+def test_the_idle_baseline_is_its_own_window_of_the_asked_length():
+    devices = Devices([80.0], counter_update_s=0)
+    meter = scripted_meter(devices)
+    idle = meter.measure_idle(3.0)
+    with meter.window("repeat_0"):
+        devices.run(1.0, [400.0])
+    assert idle is not None
+    assert (idle.name, idle.duration_s, idle.energy_j) == ("idle_baseline", 3.0, 240.0)
+    labels = {(row.window, row.power_w) for row in meter.trace()}
+    assert labels == {("idle_baseline", 80.0), ("repeat_0", 400.0)}
     assert meter.measure_idle(0) is None
 
 
+def test_a_window_is_short_below_ten_counter_updates_not_at_ten():
+    devices = Devices([100.0], counter_update_s=0.25)  # ten updates: 2.5 s
+    meter = scripted_meter(devices)
+    with meter.window("at") as at:
+        devices.run(SHORT_WINDOW_UPDATES * 0.25)
+    with meter.window("below") as below:
+        devices.run(SHORT_WINDOW_UPDATES * 0.25 - STEP_S)
+    assert SHORT_WINDOW_UPDATES == 10
+    assert not at.measurement.short_window
+    assert below.measurement.short_window
+
+
+def test_counters_that_move_in_steps_give_the_energy_of_whole_updates():
+    devices = Devices([100.0], counter_update_s=0.25)
+    meter = scripted_meter(devices)
+    devices.run(0.125)  # the window opens mid-update: the counter still shows t = 0
+    with meter.window("w") as w:
+        devices.run(1.0)  # it closes at 1.125 s: the counter shows t = 1.0
+    assert w.measurement.energy_j == 100.0
+
+
+@pytest.mark.parametrize(("factor", "flagged"), [(1.049, False), (1.05, False), (0.951, False), (1.051, True)])
+def test_the_trace_check_flags_disagreement_above_five_percent(factor, flagged):
+    devices = Devices([200.0], counter_update_s=0)
+    devices.trace_factor = [factor]
+    meter = scripted_meter(devices)
+    with meter.window("work") as w:
+        devices.run(2.0)
+    m = w.measurement
+    assert TRACE_TOLERANCE == 0.05
+    assert m.trace_deviation == pytest.approx(factor - 1)
+    assert m.trace_mismatch is flagged
+    assert m.energy_j == 400.0  # the counters decide the energy, the trace only checks it
+
+
+def test_the_trace_check_holds_per_gpu():
+    # GPU 1's trace reads double its counter; summed with a busy GPU 0 the total differs by
+    # under 2 % and would pass: the check is made device by device.
+    devices = Devices([700.0, 10.0], counter_update_s=0)
+    devices.trace_factor = [1.0, 2.0]
+    meter = scripted_meter(devices)
+    with meter.window("work") as w:
+        devices.run(2.0)
+    m = w.measurement
+    assert m.device_trace_deviation == (pytest.approx(0.0), pytest.approx(1.0))
+    assert m.trace_mismatch and m.trace_deviation == m.device_trace_deviation[1]
+
+
+def test_the_sampler_reads_the_counter_once_a_second_not_every_sample():
+    devices = Devices([100.0], counter_update_s=0)
+    meter = scripted_meter(devices)
+    devices.run(4.0)  # 32 samples
+    with_counter = [row.t_s for row in meter.trace() if row.energy_j is not None]
+    assert COUNTER_SAMPLE_PERIOD_S == 1.0
+    assert with_counter == [0.125, 1.0, 2.0, 3.0, 4.0]  # the first sample reads it
+    assert len(meter.trace()) == 32
+
+
+def test_a_reset_the_end_reading_shows_takes_the_trace_energy_per_gpu():
+    devices = Devices([100.0, 300.0], counter_update_s=0, base_j=5000.0)
+    meter = scripted_meter(devices)
+    with meter.window("work") as w:
+        devices.run(1.0)
+        devices.reset()
+        devices.run(1.0)  # the end reading (100 J, 300 J) is below the start one
+    m = w.measurement
+    assert m.counter_reset
+    assert m.device_energy_j == (pytest.approx(200.0), pytest.approx(600.0))
+    assert m.energy_j == pytest.approx(800.0)
+    assert m.trace_deviation is None  # nothing to check the trace against
+
+
+def test_a_reset_only_the_sampled_counters_show_is_found_too():
+    # The end reading is above the start one, but a counter reading that the sampler took inside
+    # the window went down: the window takes the trace's energy.
+    devices = Devices([5000.0], counter_update_s=0, base_j=1000.0)
+    meter = scripted_meter(devices)
+    devices.run(0.875)
+    with meter.window("work") as w:  # starts at 5375 J
+        devices.run(0.375)  # the sampler reads the counter at 1.0 s: 6000 J
+        devices.reset()
+        devices.run(1.375)  # ... and at 2.0 s: 3750 J; the window ends at 6875 J
+    m = w.measurement
+    assert m.counter_reset
+    assert m.energy_j == pytest.approx(5000.0 * 1.75)
+
+
+def test_a_reset_no_reading_saw_leaves_the_window_flagged_by_the_trace_check():
+    # With no counter reading between the window's ends and an end reading above the start one,
+    # only the trace can tell: the counters lose the energy drawn before the reset, and the trace
+    # disagrees far above tolerance, so the window is suspect and is not rated.
+    devices = Devices([100.0], counter_update_s=0, base_j=0.0)
+    meter = scripted_meter(devices)
+    devices.run(1.0)  # the sampler read the counter at 1.0 s; it reads it next at 2.0 s
+    with meter.window("work") as w:  # starts at 100 J
+        devices.run(0.125, [5000.0])  # 725 J
+        devices.reset()
+        devices.run(0.75)  # ends at 3750 J
+    m = w.measurement
+    assert not m.counter_reset  # the limit: nothing the meter read went down
+    assert m.energy_j == pytest.approx(3650.0)  # the true energy is 4375 J
+    assert m.trace_mismatch and m.trace_deviation > 2 * TRACE_TOLERANCE
+
+
+@pytest.mark.parametrize("own_pid_visible", [True, False])
+def test_a_process_that_appears_on_the_gpu_makes_the_window_suspect(own_pid_visible):
+    devices = Devices([100.0])
+    devices.pids = {os.getpid()} if own_pid_visible else {77}  # in a container: other PIDs
+    meter = scripted_meter(devices)
+    with meter.window("alone") as alone:
+        devices.run(0.25)
+    with meter.window("shared") as shared:
+        devices.pids = devices.pids | {4242}
+        devices.run(0.25)
+    devices.pids = devices.pids - {4242}
+    with meter.window("after") as after:
+        devices.run(0.25)
+    assert not alone.measurement.foreign_process
+    assert shared.measurement.foreign_pids == (4242,)
+    assert not after.measurement.foreign_process  # it left before this window began
+
+
+def test_a_gpu_whose_processes_cannot_be_listed_is_not_flagged():
+    devices = Devices([100.0])
+    devices.pids = None  # NVML cannot list processes (some virtual GPUs)
+    meter = scripted_meter(devices)
+    with meter.window("work") as w:
+        devices.run(0.25)
+    assert not w.measurement.foreign_process
+
+
 def test_window_closes_on_exception():
-    source = ConstantPower([10.0])
-    meter = meter_for(source)
-    try:
-        with pytest.raises(RuntimeError), meter.window("boom") as w:
-            raise RuntimeError("x")
-        assert w.measurement is not None and w.measurement.name == "boom"
-        with meter.window("boom"):  # the name is free again
-            pass
-    finally:
-        meter.close()
+    meter = scripted_meter(Devices([10.0]))
+    with pytest.raises(RuntimeError), meter.window("boom") as w:
+        raise RuntimeError("x")
+    assert w.measurement is not None and w.measurement.name == "boom"
+    with meter.window("boom"), pytest.raises(ValueError, match="already open"):
+        meter.begin_window("boom")  # the name is free again, until it is opened
 
 
-def test_sampler_stops_on_close():
-    meter = meter_for(ConstantPower([1.0]), sample_hz=100)
+def test_the_background_sampler_samples_and_stops_on_close():
+    devices = Devices([100.0], counter_update_s=0)
+    meter = EnergyMeter(devices, sample_hz=200)
+    deadline = time.monotonic() + 5
+    while len(meter.trace()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
     meter.close()
     count = len(meter.trace())
-    time.sleep(0.1)
+    assert count >= 3 and meter.trace()[0].energy_j is not None  # the first reads the counter
+    time.sleep(0.05)
     assert len(meter.trace()) == count
     assert not meter._thread.is_alive()
+    assert meter.sampler_wall_s > 0
+
+
+def test_a_failing_sampler_stops_alone_and_the_counters_keep_measuring(caplog):
+    devices = Devices([100.0], counter_update_s=0)
+
+    def broken(*, with_energy: bool) -> list[PowerSample]:
+        raise OSError("the driver went away")
+
+    devices.sample = broken
+    meter = EnergyMeter(devices, sample_hz=200)
+    meter._thread.join(timeout=5)
+    assert not meter._thread.is_alive()
+    with meter.window("work") as w:
+        devices.t += 2.0
+        devices.energy = [e + 200.0 for e in devices.energy]
+    meter.close()
+    assert w.measurement.energy_j == 200.0 and w.measurement.trace_energy_j is None
+    assert "power sampler stopped: the driver went away" in caplog.text
 
 
 def test_no_gpu_gives_a_labelled_estimate_never_zero():
@@ -181,67 +327,3 @@ def test_spread():
     mean, std, cv = spread([10.0, 12.0, 14.0])
     assert (mean, std, cv) == (12.0, 2.0, pytest.approx(2 / 12))
     assert spread([5.0]) == (5.0, 0.0, 0.0)
-
-
-def test_trace_check_holds_per_gpu():
-    # GPU 1's trace reads double its counter; summed with a busy GPU 0 the total would differ
-    # by under 2 % and pass: the check is made device by device.
-    source = ConstantPower([700.0, 10.0])
-    source.trace_factor = [1.0, 2.0]
-    meter = meter_for(source, sample_hz=50)
-    try:
-        with meter.window("work") as w:
-            time.sleep(0.6)
-    finally:
-        meter.close()
-    m = w.measurement
-    assert abs(m.device_trace_deviation[0]) < 0.05
-    assert m.device_trace_deviation[1] == pytest.approx(1.0, abs=0.1)
-    assert m.trace_mismatch and m.trace_deviation == m.device_trace_deviation[1]
-
-
-@pytest.mark.parametrize("own_pid_visible", [True, False])
-def test_a_process_that_appears_on_the_gpu_makes_the_window_suspect(own_pid_visible):
-    source = ConstantPower([100.0])
-    source.pids = {os.getpid()} if own_pid_visible else {77}  # in a container: other PIDs
-    meter = meter_for(source, sample_hz=20)
-    try:
-        with meter.window("alone") as alone:
-            time.sleep(0.05)
-        with meter.window("shared") as shared:
-            source.pids = source.pids | {4242}
-            time.sleep(0.05)
-        source.pids = source.pids - {4242}
-        with meter.window("after") as after:
-            time.sleep(0.05)
-    finally:
-        meter.close()
-    assert not alone.measurement.foreign_process
-    assert shared.measurement.foreign_pids == (4242,)
-    assert not after.measurement.foreign_process  # it left before this window began
-
-
-def test_after_a_counter_reset_each_gpu_takes_its_trace_energy():
-    source = ConstantPower([100.0, 300.0], reset_after_s=0.3)
-    meter = meter_for(source, sample_hz=50)
-    try:
-        with meter.window("work") as w:
-            time.sleep(0.7)
-    finally:
-        meter.close()
-    m = w.measurement
-    assert m.counter_reset
-    assert sum(m.device_energy_j) == pytest.approx(m.energy_j)
-    assert m.device_energy_j[1] == pytest.approx(3 * m.device_energy_j[0], rel=0.05)
-
-
-def test_a_gpu_whose_processes_cannot_be_listed_is_not_flagged():
-    source = ConstantPower([100.0])
-    source.gpu_pids = lambda: None  # NVML cannot list processes (some virtual GPUs)
-    meter = meter_for(source, sample_hz=20)
-    try:
-        with meter.window("work") as w:
-            time.sleep(0.05)
-    finally:
-        meter.close()
-    assert not w.measurement.foreign_process

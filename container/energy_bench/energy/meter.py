@@ -114,7 +114,9 @@ class EnergyMeter:
     """Measures named windows on one energy source; ``close`` stops the sampler.
 
     ``synchronize`` waits for queued device work (``torch.cuda.synchronize``); it keeps the meter
-    free of any framework.
+    free of any framework. ``clock`` and ``sleep`` are the monotonic clock and the idle wait;
+    with ``background=False`` no sampler thread runs and the caller takes each trace reading
+    with ``sample()`` (a scripted clock then decides every time the meter sees).
     """
 
     def __init__(
@@ -123,11 +125,17 @@ class EnergyMeter:
         *,
         synchronize: Callable[[], None] = lambda: None,
         sample_hz: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        background: bool = True,
     ) -> None:
         self.source = source
         self._sync = synchronize
         self._period = 1.0 / sample_hz
-        self._t0 = time.monotonic()
+        self._clock = clock
+        self._sleep = sleep
+        self._t0 = clock()
+        self._next_counter = self._t0
         self._open: dict[str, _Open] = {}
         self._label = "idle"
         self._trace: list[TraceRow] = []
@@ -137,34 +145,37 @@ class EnergyMeter:
         self.sampler_cpu_s = 0.0
         self.sampler_wall_s = 0.0
         self._present = source.gpu_pids() or set()  # the benchmark itself, once it is loaded
-        self._thread.start()
+        if background:
+            self._thread.start()
 
     # --- sampler ---------------------------------------------------------------------------
+    def sample(self) -> None:
+        """Take one trace reading of every device (the counter too, once a counter period)."""
+        now = self._clock()
+        with_energy = now >= self._next_counter
+        if with_energy:
+            self._next_counter += COUNTER_SAMPLE_PERIOD_S
+        samples = self.source.sample(with_energy=with_energy)
+        t = self._clock() - self._t0
+        with self._trace_lock:
+            self._trace.extend(
+                TraceRow(t, i, self._label, s.power_w, s.sm_clock_mhz, s.temperature_c, s.energy_j)
+                for i, s in enumerate(samples)
+            )
+
     def _sample_loop(self) -> None:
         cpu_start = time.thread_time()
-        wall_start = next_tick = time.monotonic()
-        next_counter = wall_start
+        wall_start = next_tick = self._clock()
         while not self._stop.is_set():
-            with_energy = time.monotonic() >= next_counter
-            if with_energy:
-                next_counter += COUNTER_SAMPLE_PERIOD_S
             try:
-                samples = self.source.sample(with_energy=with_energy)
+                self.sample()
             except Exception as exc:  # keep measuring with the counters alone
                 log.warning("power sampler stopped: %s", exc)
                 break
-            t = time.monotonic() - self._t0
-            with self._trace_lock:
-                self._trace.extend(
-                    TraceRow(
-                        t, i, self._label, s.power_w, s.sm_clock_mhz, s.temperature_c, s.energy_j
-                    )
-                    for i, s in enumerate(samples)
-                )
             next_tick += self._period
-            self._stop.wait(max(0.0, next_tick - time.monotonic()))
+            self._stop.wait(max(0.0, next_tick - self._clock()))
         self.sampler_cpu_s = time.thread_time() - cpu_start
-        self.sampler_wall_s = time.monotonic() - wall_start
+        self.sampler_wall_s = self._clock() - wall_start
 
     def trace(self) -> list[TraceRow]:
         """A copy of the power trace so far."""
@@ -190,14 +201,14 @@ class EnergyMeter:
             raise ValueError(f"window {name!r} is already open")
         self._sync()
         foreign = self.foreign_pids()
-        self._open[name] = _Open(time.monotonic(), self.source.read_j(), foreign)
+        self._open[name] = _Open(self._clock(), self.source.read_j(), foreign)
         self._label = name
 
     def end_window(self, name: str) -> Measurement:
         """End window ``name`` and return its measurement."""
         self._sync()
         counters = self.source.read_j()
-        end = time.monotonic()
+        end = self._clock()
         opened = self._open.pop(name)
         foreign = opened.foreign | self.foreign_pids()
         if foreign:
@@ -254,13 +265,14 @@ class EnergyMeter:
         if seconds <= 0:
             return None
         with self.window("idle_baseline") as idle:
-            time.sleep(seconds)
+            self._sleep(seconds)
         return idle.measurement
 
     def close(self) -> None:
         """Stop the sampler and release the source."""
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         self.source.close()
 
 
