@@ -145,7 +145,9 @@ def test_counters_that_move_in_steps_give_the_energy_of_whole_updates():
     assert w.measurement.energy_j == 100.0
 
 
-@pytest.mark.parametrize(("factor", "flagged"), [(1.049, False), (1.05, False), (0.951, False), (1.051, True)])
+@pytest.mark.parametrize(
+    ("factor", "flagged"), [(1.049, False), (1.05, False), (0.951, False), (1.051, True)]
+)
 def test_the_trace_check_flags_disagreement_above_five_percent(factor, flagged):
     devices = Devices([200.0], counter_update_s=0)
     devices.trace_factor = [factor]

@@ -1,0 +1,213 @@
+"""Mutation testing of the code that makes or publishes the numbers.
+
+    python tools/mutation.py [--jobs N] [--keep] [--only GLOB ...] [--markdown]
+
+mutmut needs the packages it mutates under one source folder, so this stages a copy of the
+tree in ``build/mutation`` with both packages under ``src/`` (``src/orchestrator`` and
+``src/energy_bench``, the benchmark laid out as installed, its configs inside it), writes the
+mutmut settings into the copy's ``pyproject.toml`` and runs ``mutmut run`` there on the
+modules of ``MODULES`` (or those matching ``--only``). Tests run as the default suite runs them
+without Docker, GPU and the two slow end-to-end tests; a mutant counts as killed when a test
+that executes the mutated function fails. Code reached only through a subprocess (the
+benchmark started by the local runner) is not counted as tested: those mutants are "no tests".
+
+It prints one line per module: mutants, killed, survived, no tests, timeouts, those listed as
+equivalent in ``docs/MUTATION.md`` and the score, killed / (mutants - equivalent), with the
+survivors' names below (``--markdown`` prints the table for docs/BENCHMARKS.md). Exit status 1
+when the score of all modules together is under ``GOAL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGE = ROOT / "build" / "mutation"
+EQUIVALENTS = ROOT / "docs" / "MUTATION.md"
+GOAL = 0.90
+
+# The modules that decide the published numbers, as (source path, path in the staged copy).
+MODULES = {
+    "container/energy_bench/energy/meter.py": "energy windows, idle baseline, suspect flags",
+    "container/energy_bench/energy/sources.py": "counter and trace sources (RAPL wrap-around)",
+    "container/energy_bench/energy/nvml.py": "NVML readings and unit conversions",
+    "container/energy_bench/benchmark.py": "warmup, pass loop, repeats",
+    "container/energy_bench/results/report.py": "the benchmark report",
+    "container/energy_bench/backends/pytorch.py": "the generate call and token counts",
+    "container/energy_bench/config.py": "token budgets in the benchmark",
+    "orchestrator/models/reasoning.py": "reasoning resolution",
+    "orchestrator/models/csv_reader.py": "token budgets from the CSV",
+    "orchestrator/store/records.py": "run records, completeness (resume)",
+    "orchestrator/store/master.py": "the master CSV",
+    "orchestrator/reports/ratings.py": "star ratings",
+    "orchestrator/secrets.py": "token redaction",
+    "orchestrator/execution/runners/base.py": "log pump redaction",
+    "orchestrator/execution/spec.py": "exit-code classification",
+    "orchestrator/execution/execute.py": "retries, outcome records",
+    "orchestrator/execution/scheduler.py": "resume (which runs are done)",
+}
+# What the tests of a mutant run: the default suite without the engine, the GPU or the two
+# end-to-end tests that drive everything through subprocesses (they kill no mutant in-process).
+PYTEST_ARGS = ["-m", "not docker and not gpu and not slow", "-p", "no:cacheprovider", "-q"]
+STATUS = ("killed", "survived", "no tests", "timeout", "suspicious", "skipped", "not checked")
+
+
+def staged(path: str) -> str:
+    """The path of a module in the staged copy (both packages under ``src/``)."""
+    return "src/" + path.removeprefix("container/")
+
+
+def tracked_top_level() -> list[str]:
+    """The tree's tracked top-level files and folders: the tests read models, configs, docs."""
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return sorted({name.split("/")[0] for name in files})
+
+
+def stage(modules: list[str]) -> None:
+    """Make a fresh ``build/mutation`` with both packages under ``src/`` and mutmut's settings."""
+    shutil.rmtree(STAGE, ignore_errors=True)
+    STAGE.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+    for name in tracked_top_level():
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, STAGE / name, ignore=ignore)
+        elif source.is_file():
+            shutil.copy2(source, STAGE / name)
+    shutil.copytree(ROOT / "orchestrator", STAGE / "src" / "orchestrator", ignore=ignore)
+    bench = STAGE / "src" / "energy_bench"
+    shutil.copytree(ROOT / "container" / "energy_bench", bench, ignore=ignore)
+    shutil.copytree(ROOT / "container" / "configs", bench / "configs", ignore=ignore)
+    settings = "\n".join(
+        [
+            "",
+            "[tool.mutmut]",
+            'source_paths = ["src"]',
+            f"only_mutate = {[staged(m) for m in modules]!r}",
+            f"also_copy = {tracked_top_level()!r}",
+            f"pytest_add_cli_args = {PYTEST_ARGS!r}",
+            'pytest_add_cli_args_test_selection = ["tests"]',
+            "",
+        ]
+    ).replace("'", '"')
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    (STAGE / "pyproject.toml").write_text(pyproject + settings)
+
+
+def equivalents() -> dict[str, str]:
+    """Mutants documented as equivalent: ``- `name`: reason`` lines in docs/MUTATION.md."""
+    if not EQUIVALENTS.is_file():
+        return {}
+    found = re.findall(r"^- `([^`]+)`: (.+)$", EQUIVALENTS.read_text(), flags=re.MULTILINE)
+    return dict(found)
+
+
+def results() -> dict[str, str]:
+    """Each mutant's status, from ``mutmut results --all true``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mutmut", "results", "--all", "true"],
+        cwd=STAGE, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    found = re.findall(r"^\s+(\S+): (.+)$", done.stdout, flags=re.MULTILINE)
+    return {name: status.strip() for name, status in found}
+
+
+def module_of(mutant: str, modules: list[str]) -> str:
+    """The source path whose staged module name starts ``mutant``."""
+    for path in modules:
+        dotted = staged(path).removeprefix("src/").removesuffix(".py").replace("/", ".")
+        if mutant.startswith(dotted + ".x"):
+            return path
+    return "?"
+
+
+def table(statuses: dict[str, str], modules: list[str], markdown: bool) -> tuple[str, float]:
+    """The per-module lines and the overall score."""
+    equivalent = equivalents()
+    counts: dict[str, Counter] = defaultdict(Counter)
+    survivors: dict[str, list[str]] = defaultdict(list)
+    for mutant, status in statuses.items():
+        path = module_of(mutant, modules)
+        if mutant in equivalent:
+            status = "equivalent"
+        counts[path][status] += 1
+        counts[path]["mutants"] += 1
+        if status not in ("killed", "timeout", "equivalent"):
+            survivors[path].append(f"{mutant} ({status})")
+    head = ("module", "mutants", "killed", "survived", "no tests", "timeout", "equiv", "score")
+    rows, total = [], Counter()
+    for path in [*modules, "?"]:
+        c = counts.get(path)
+        if not c:
+            continue
+        total.update(c)
+        rows.append((path, *_figures(c)))
+    rows.append(("all", *_figures(total)))
+    score = _score(total)
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    else:
+        width = max(len(r[0]) for r in rows)
+        lines = [f"{head[0]:<{width}} " + " ".join(f"{h:>8}" for h in head[1:])]
+        lines += [f"{r[0]:<{width}} " + " ".join(f"{v:>8}" for v in r[1:]) for r in rows]
+        for path in modules:
+            if survivors.get(path):
+                lines += ["", f"{path}:"] + [f"  {s}" for s in sorted(survivors[path])]
+    return "\n".join(lines), score
+
+
+def _score(c: Counter) -> float:
+    tested = c["mutants"] - c["equivalent"] - c["skipped"]
+    return (c["killed"] + c["timeout"]) / tested if tested else 1.0
+
+
+def _figures(c: Counter) -> tuple:
+    return (
+        c["mutants"], c["killed"], c["survived"], c["no tests"], c["timeout"],
+        c["equivalent"], f"{100 * _score(c):.1f} %",
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stage, run mutmut, print the table; exit 1 under the goal."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=None, help="mutants tested at once")
+    parser.add_argument("--only", nargs="+", default=[], metavar="GLOB", help="modules to mutate")
+    parser.add_argument("--keep", action="store_true", help="reuse build/mutation (results too)")
+    parser.add_argument("--report", action="store_true", help="print the last run's table only")
+    parser.add_argument("--markdown", action="store_true", help="the table as Markdown")
+    args = parser.parse_args(argv)
+    modules = [m for m in MODULES if not args.only or any(fnmatch.fnmatch(m, g) for g in args.only)]
+    if not modules:
+        parser.error(f"no module matches {args.only}; they are: {', '.join(MODULES)}")
+    started = time.monotonic()
+    if not args.report:
+        if not (args.keep and STAGE.is_dir()):
+            stage(modules)
+        command = [sys.executable, "-m", "mutmut", "run"]
+        if args.jobs:
+            command += ["--max-children", str(args.jobs)]
+        done = subprocess.run(command, cwd=STAGE)
+        if done.returncode:
+            print(f"mutmut run ended with exit status {done.returncode}", file=sys.stderr)
+            return done.returncode
+    text, score = table(results(), modules, args.markdown)
+    print(text)
+    took = time.monotonic() - started
+    print(f"\nscore {100 * score:.1f} % (goal {100 * GOAL:.0f} %), {took:.0f} s")
+    return 0 if score >= GOAL else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
