@@ -248,7 +248,7 @@ class Suite:
         self.csv = self.work / "demo.csv"
         self.csv.write_text(demo_csv(self.model, 100))
         self.slow_csv = self.work / "slow.csv"
-        self.slow_csv.write_text(demo_csv(self.model, 250))
+        self.slow_csv.write_text(demo_csv(self.model, 1000))  # outlasts a kill at MEASURING_S
         self._baseline: Path | None = None
         self._baseline_error = ""
         self.baseline_reports: dict[str, bytes] = {}
