@@ -1,8 +1,17 @@
-"""Make examples/tiny-model: a tiny Llama-architecture model for tests and the offline demo.
+"""Make examples/tiny-model and examples/tiny-eos-model: tiny Llama-architecture models for tests.
 
-A byte-level BPE tokenizer trained on the bundled prompts, a chat template that reacts to
-``enable_thinking``, and small random weights (seeded). Loads offline with
-``from_pretrained("examples/tiny-model")``. Run: python examples/make_tiny_model.py
+tiny-model: a byte-level BPE tokenizer trained on the bundled prompts, a chat template that reacts
+to ``enable_thinking``, and small random weights (seeded). It practically never emits
+end-of-sequence, so it always runs to ``max_new_tokens``. Loads offline with
+``from_pretrained("examples/tiny-model")``; it is also the offline demo's model.
+
+tiny-eos-model: the same tokenizer, template and config, with weights whose output layer strongly
+favours the end-of-sequence token (about 16 logits above any other token at every step). Greedy
+decoding without ``min_new_tokens`` stops after one token (the end-of-sequence token itself); with
+``min_new_tokens=n`` it stops right after the n forced tokens. Tests use it to prove that token
+budgets are honoured and that early stops are counted right.
+
+Run: python examples/make_tiny_model.py (rewrites both folders; tiny-model byte for byte).
 """
 
 from __future__ import annotations
@@ -16,7 +25,12 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "tiny-model"
-PROMPTS = HERE.parent / "container/energy_bench/data/bundled_prompts.jsonl"
+EOS_OUT = HERE / "tiny-eos-model"
+# Feature 0 of the residual stream is a constant 1 in every token's embedding (the EOS row: this
+# value). Embeddings are tied, so the output layer scores each token by its feature 0 times the
+# (positive, normalised) constant feature: the EOS token wins by about (EOS_FEATURE - 1) x 7.8.
+EOS_FEATURE = 3.0
+PROMPTS = HERE.parent / "container/energy_bench/workload/data/bundled_prompts.jsonl"
 SPECIAL = ["<|pad|>", "<|bos|>", "<|eos|>", "<|system|>", "<|user|>", "<|assistant|>", "<think>", "</think>"]
 
 CHAT_TEMPLATE = (
@@ -62,13 +76,40 @@ def main() -> None:
     )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
-    OUT.mkdir(exist_ok=True)
-    model.save_pretrained(OUT)
-    fast.save_pretrained(OUT)
-    for path in OUT.iterdir():
+    save(model, fast, OUT)
+    save(eos_biased(config), fast, EOS_OUT)
+
+
+def eos_biased(config: LlamaConfig) -> LlamaForCausalLM:
+    """The same architecture with an output layer that strongly favours the EOS token.
+
+    Feature 0 is a constant the layers neither read (their norms' weight 0 is zero) nor write
+    (their output projections' row 0 is zero), so after the final norm it is the same positive
+    value at every position, and the tied output layer adds EOS_FEATURE times it to the EOS logit.
+    """
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        embed = model.model.embed_tokens.weight
+        embed[:, 0] = 1.0
+        embed[config.eos_token_id, 0] = EOS_FEATURE
+        for layer in model.model.layers:
+            layer.input_layernorm.weight[0] = 0.0
+            layer.post_attention_layernorm.weight[0] = 0.0
+            layer.self_attn.o_proj.weight[0] = 0.0
+            layer.mlp.down_proj.weight[0] = 0.0
+    return model
+
+
+def save(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, out: Path) -> None:
+    """Write model and tokenizer into ``out``, readable by everyone."""
+    out.mkdir(exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    for path in out.iterdir():
         path.chmod(0o644)  # readable by the container's non-root user
-    size = sum(p.stat().st_size for p in OUT.iterdir())
-    print(f"wrote {OUT} ({size / 1e6:.2f} MB, {sum(p.numel() for p in model.parameters())} parameters)")
+    size = sum(p.stat().st_size for p in out.iterdir())
+    print(f"wrote {out} ({size / 1e6:.2f} MB, {sum(p.numel() for p in model.parameters())} parameters)")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CONTAINER = ROOT / "container"
 TINY_MODEL = ROOT / "examples" / "tiny-model"
+TINY_EOS_MODEL = ROOT / "examples" / "tiny-eos-model"  # stops at once unless min_new_tokens
 
 
 def _has_nvidia_gpu() -> bool:

@@ -1,0 +1,326 @@
+"""Energy sources read through fakes of what they read, and a sampler that breaks mid-run.
+
+RAPL reads a folder shaped like ``/sys/class/powercap``; NVML reads a fake ``pynvml`` module
+that answers in NVML's units (mJ, mW). Every figure is then exact.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+from energy_bench import contract
+from energy_bench.backends.base import Batch, Generation
+from energy_bench.benchmark import run_benchmark
+from energy_bench.config import load_config
+from energy_bench.energy import nvml
+from energy_bench.energy.nvml import PowerSample
+from energy_bench.energy.sources import DeviceInfo, NvmlSource, RaplSource
+from energy_bench.errors import EnergyUnavailable
+from energy_bench.results.report import build_report
+
+# --- RAPL ---------------------------------------------------------------------------------------
+RANGE_UJ = 262_143_328_850  # a real package counter's max_energy_range_uj
+
+
+def rapl_zone(root: Path, name: str, energy_uj: int, range_uj: int = RANGE_UJ) -> Path:
+    """A powercap zone folder ``root/name`` as the kernel shows it."""
+    zone = root / name
+    zone.mkdir()
+    (zone / "name").write_text(f"package-{name.split(':')[-1]}\n")
+    (zone / "max_energy_range_uj").write_text(f"{range_uj}\n")
+    (zone / "energy_uj").write_text(f"{energy_uj}\n")
+    return zone
+
+
+def set_uj(zone: Path, energy_uj: int) -> None:
+    (zone / "energy_uj").write_text(f"{energy_uj}\n")
+
+
+def test_rapl_reads_each_package_and_only_packages(tmp_path):
+    rapl_zone(tmp_path, "intel-rapl:1", 5_000_000)
+    rapl_zone(tmp_path, "intel-rapl:0", 7_000_000)
+    rapl_zone(tmp_path, "intel-rapl:0:0", 1_000_000)  # a core sub-zone, inside package 0
+    source = RaplSource(root=tmp_path)
+    assert [d.name for d in source.devices] == ["package-0", "package-1"]
+    assert {d.kind for d in source.devices} == {"cpu"}
+    assert source.read_j() == [0.0, 0.0]  # joules since the source opened
+
+
+def test_rapl_counts_the_joules_across_a_counter_wrap(tmp_path):
+    near_end = rapl_zone(tmp_path, "intel-rapl:0", RANGE_UJ - 1_000_000)
+    steady = rapl_zone(tmp_path, "intel-rapl:1", 40_000_000)
+    source = RaplSource(root=tmp_path)
+    set_uj(near_end, 500_000)  # 1 J to the end of the range, then 0.5 J after it wrapped
+    set_uj(steady, 42_250_000)
+    first = source.read_j()
+    assert first[0] == pytest.approx(1.5, abs=1e-5)
+    assert first[1] == 2.25
+    set_uj(near_end, 3_500_000)  # after the wrap the counter counts on as before
+    set_uj(steady, 42_250_000)
+    assert source.read_j() == pytest.approx([first[0] + 3.0, 2.25])
+
+
+def test_rapl_counts_a_wrap_from_a_small_range_exactly_once(tmp_path):
+    zone = rapl_zone(tmp_path, "intel-rapl:0", 900_000, range_uj=1_000_000)
+    source = RaplSource(root=tmp_path)
+    total = 0
+    for raw in (100_000, 600_000, 50_000, 50_000):  # two wraps, then no change
+        previous = int((zone / "energy_uj").read_text())
+        set_uj(zone, raw)
+        total += (raw - previous) % 1_000_000
+        assert source.read_j()[0] == pytest.approx(total / 1e6, abs=1e-5)
+    assert total == 1_150_000
+
+
+def test_rapl_without_packages_or_counters_is_unavailable(tmp_path):
+    with pytest.raises(EnergyUnavailable, match="no RAPL package zones under"):
+        RaplSource(root=tmp_path)
+    zone = rapl_zone(tmp_path, "intel-rapl:0", 1)
+    (zone / "energy_uj").unlink()  # the kernel hides it from users without the right
+    with pytest.raises(EnergyUnavailable, match="RAPL counters not readable"):
+        RaplSource(root=tmp_path)
+
+
+# --- NVML ---------------------------------------------------------------------------------------
+class FakeGpu:
+    """What the fake NVML answers for one GPU, in NVML's units."""
+
+    def __init__(self, index: int, uuid: str, millijoules: int, milliwatts: int) -> None:
+        self.index, self.uuid = index, uuid
+        self.millijoules = millijoules
+        self.instant_mw = milliwatts  # the instant-power field
+        self.average_mw = milliwatts  # nvmlDeviceGetPowerUsage, where the field is not supported
+        self.field_ok = True
+        self.limit_mw = 700_000
+        self.counter_ok = True
+
+
+def fake_pynvml(gpus: list[FakeGpu]) -> types.ModuleType:
+    """A ``pynvml`` module over ``gpus``: handles are the GPUs, numbers in mJ and mW."""
+    n = types.ModuleType("pynvml")
+
+    class NVMLError(Exception):
+        pass
+
+    by_uuid = {g.uuid: g for g in gpus}
+    n.NVMLError = NVMLError
+    n.NVML_SUCCESS = 0
+    n.NVML_FI_DEV_POWER_INSTANT = 186
+    n.NVML_CLOCK_SM = 1
+    n.NVML_TEMPERATURE_GPU = 0
+    n.calls = []
+
+    def init() -> None:
+        n.calls.append("init")
+
+    def shutdown() -> None:
+        n.calls.append("shutdown")
+
+    def handle(uuid: str) -> FakeGpu:
+        if uuid not in by_uuid:
+            raise NVMLError("Not Found")
+        return by_uuid[uuid]
+
+    def energy(gpu: FakeGpu) -> int:
+        if not gpu.counter_ok:
+            raise NVMLError("Not Supported")
+        return gpu.millijoules
+
+    def fields(gpu: FakeGpu, ids: list[int]) -> list[types.SimpleNamespace]:
+        assert ids == [n.NVML_FI_DEV_POWER_INSTANT]
+        value = types.SimpleNamespace(uiVal=gpu.instant_mw)
+        status = n.NVML_SUCCESS if gpu.field_ok else 3
+        return [types.SimpleNamespace(nvmlReturn=status, valueType=1, value=value)]
+
+    n.nvmlInit = init
+    n.nvmlShutdown = shutdown
+    n.nvmlDeviceGetHandleByUUID = handle
+    n.nvmlDeviceGetIndex = lambda g: g.index
+    n.nvmlDeviceGetUUID = lambda g: g.uuid
+    n.nvmlDeviceGetName = lambda g: "Fake GPU"
+    n.nvmlDeviceGetMemoryInfo = lambda g: types.SimpleNamespace(total=141 * 2**30)
+    n.nvmlDeviceGetPowerManagementLimit = lambda g: g.limit_mw
+    n.nvmlDeviceGetTotalEnergyConsumption = energy
+    n.nvmlDeviceGetFieldValues = fields
+    n.nvmlDeviceGetPowerUsage = lambda g: g.average_mw
+    n.nvmlDeviceGetClockInfo = lambda g, clock: 1980
+    n.nvmlDeviceGetTemperature = lambda g, sensor: 41
+    n.nvmlDeviceGetComputeRunningProcesses = lambda g: [types.SimpleNamespace(pid=4321)]
+    n.nvmlSystemGetDriverVersion = lambda: "550.54.15"
+    n.nvmlSystemGetCudaDriverVersion = lambda: 12040
+    return n
+
+
+UUIDS = ["GPU-0a1b2c3d-0000-1111-2222-333344445555", "GPU-9f8e7d6c-0000-1111-2222-333344445555"]
+
+
+@pytest.fixture
+def gpus(monkeypatch) -> list[FakeGpu]:
+    """Two fake GPUs behind a fake ``pynvml``, in a fresh NVML session count."""
+    fakes = [FakeGpu(0, UUIDS[0], 123_456_789, 350_500), FakeGpu(1, UUIDS[1], 2_000, 81_250)]
+    module = fake_pynvml(fakes)
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    monkeypatch.setattr(nvml, "_users", 0)
+    return fakes
+
+
+def test_nvml_counters_come_back_in_joules(gpus):
+    source = NvmlSource([u.upper() for u in UUIDS])  # found by UUID whatever its spelling
+    try:
+        assert source.read_j() == [123_456.789, 2.0]
+        gpus[0].millijoules += 1_500
+        assert source.read_j() == pytest.approx([123_458.289, 2.0])
+        assert [d.uuid for d in source.devices] == UUIDS
+        assert [d.power_limit_w for d in source.devices] == [700.0, 700.0]
+        assert source.driver() == {"driver_version": "550.54.15", "cuda_driver_version": "12.4"}
+        assert source.gpu_pids() == {4321}
+    finally:
+        source.close()
+    assert sys.modules["pynvml"].calls == ["init", "shutdown"]
+
+
+def test_nvml_power_comes_back_in_watts(gpus):
+    gpus[1].field_ok = False  # no instant-power field: the averaged reading stands in
+    gpus[1].average_mw = 75_125
+    source = NvmlSource(UUIDS)
+    try:
+        with_counter = source.sample(with_energy=True)
+        without = source.sample(with_energy=False)
+    finally:
+        source.close()
+    assert with_counter == [
+        PowerSample(350.5, 1980, 41, 123_456.789),
+        PowerSample(75.125, 1980, 41, 2.0),
+    ]
+    assert [s.power_w for s in without] == [350.5, 75.125]
+    assert [s.energy_j for s in without] == [None, None]
+
+
+def test_a_gpu_without_the_energy_counter_is_unavailable_at_once(gpus):
+    gpus[1].counter_ok = False
+    with pytest.raises(EnergyUnavailable, match="NVML: reading the total-energy counter: Not"):
+        NvmlSource(UUIDS)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: NvmlSource.__init__ (energy_bench/energy/sources.py) leaves its NVML "
+    "session open when the first counter read fails",
+)
+def test_a_gpu_without_the_energy_counter_ends_the_session_too(gpus):
+    gpus[1].counter_ok = False
+    with pytest.raises(EnergyUnavailable):
+        NvmlSource(UUIDS)
+    assert sys.modules["pynvml"].calls == ["init", "shutdown"]
+
+
+def test_an_unknown_gpu_is_unavailable_and_ends_the_session(gpus):
+    with pytest.raises(EnergyUnavailable, match="NVML: finding GPU GPU-FFFF: Not Found"):
+        NvmlSource([UUIDS[0], "GPU-FFFF"])
+    assert sys.modules["pynvml"].calls == ["init", "shutdown"]
+
+
+# --- a sampler that breaks mid-run ---------------------------------------------------------------
+JOULES_PER_BATCH = 5.0
+
+
+class BreakingSource:
+    """Counters the backend drives; power samples that fail after the first ``good`` ones."""
+
+    name = "nvml"
+    counter_update_s = 0.001
+
+    def __init__(self, good: int) -> None:
+        self.devices = [DeviceInfo("gpu", "scripted", "GPU-0", 0)]
+        self.joules = 1_000.0
+        self.good = good
+        self.sample_calls = 0
+        self.broke = threading.Event()
+
+    def read_j(self) -> list[float]:
+        return [self.joules]
+
+    def sample(self, *, with_energy: bool) -> list[PowerSample]:
+        self.sample_calls += 1
+        if self.sample_calls > self.good:
+            self.broke.set()
+            raise OSError("the driver went away")
+        return [PowerSample(200.0, 1980, 40, self.joules if with_energy else None)]
+
+    def gpu_pids(self) -> set[int] | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+class CountingBackend:
+    """Each batch adds JOULES_PER_BATCH to the source's counter; the first waits for the break."""
+
+    applied_reasoning = None
+
+    def __init__(self, source: BreakingSource) -> None:
+        self.source = source
+        self.device_uuids = ["GPU-0"]
+
+    def load(self): ...
+
+    def synchronize(self): ...
+
+    def seed(self, seed): ...
+
+    def prepare(self, prompts):
+        return [Batch((i,), None, (5,)) for i in range(len(prompts))]
+
+    def generate(self, batch):
+        assert self.source.broke.wait(timeout=10), "the sampler never broke"
+        time.sleep(0.005)
+        self.source.joules += JOULES_PER_BATCH
+        return Generation((5,), (10,), 0.005, 0.001)
+
+    def provenance(self):
+        return {}
+
+
+def test_a_sampler_that_breaks_mid_run_stops_alone_and_the_counters_measure_on(caplog):
+    source = BreakingSource(good=3)
+    cfg = load_config(
+        "text_generation",
+        [
+            "backend.model=x",
+            "scenario.dataset_name=bundled",
+            "scenario.num_samples=4",
+            "scenario.warmup_pass=False",
+            "scenario.warmup_runs=1",
+            "scenario.repeats=2",
+            "energy.idle_seconds=0",
+            "energy.sample_hz=100",
+        ],
+    )
+    with caplog.at_level(logging.WARNING, logger="energy_bench"):
+        data = run_benchmark(
+            cfg,
+            backend_factory=lambda *_: CountingBackend(source),
+            source_factory=lambda _: source,
+        )
+    # Every window still has its energy, from the counters, to the joule.
+    assert [w.energy_j for w in data.warmups] == [JOULES_PER_BATCH]
+    for measured in data.passes:
+        m = measured.measurement
+        assert m.energy_j == 4 * JOULES_PER_BATCH and m.device_energy_j == (4 * JOULES_PER_BATCH,)
+        assert m.trace_energy_j is None and m.trace_samples == 0 and not m.counter_reset
+        assert all(r.ok for r in measured.records)
+    # The trace holds the readings before the break, and the sampler tried no more after it.
+    assert len(data.trace) == 3 and source.sample_calls == 4
+    stopped = [r for r in caplog.records if "power sampler stopped" in r.getMessage()]
+    assert [r.getMessage() for r in stopped] == ["power sampler stopped: the driver went away"]
+    report = build_report(data)
+    assert contract.report_problem(report) == ""
+    assert report["energy"]["gpu_energy_j"] == 4 * JOULES_PER_BATCH
