@@ -70,6 +70,25 @@ def fake_report(
     }
 
 
+def failed_report(
+    message: str = "it broke",
+    *,
+    error_type: str = "BenchmarkError",
+    exit_code: int = int(contract.ExitCode.FAILED),
+    model: str | None = None,
+) -> dict[str, Any]:
+    """The report a failed run leaves, as the benchmark's command writes it when a run fails."""
+    return {
+        "schema_version": contract.SCHEMA_VERSION,
+        "status": contract.STATUS_FAILED,
+        "error": {"type": error_type, "message": message, "exit_code": exit_code},
+        "finished_at": "2026-11-29T10:00:00+00:00",
+        "config": None,
+        "model": model,
+    }
+
+
 def write_report(folder: Path, report: dict[str, Any]) -> None:
+    """Write ``report`` as the benchmark's report file of ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / contract.REPORT_FILE).write_text(json.dumps(report))

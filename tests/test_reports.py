@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import html
 import json
 import os
 import re
@@ -131,6 +132,38 @@ def test_labels_are_images_of_the_right_size(report):
             root = ET.parse(path).getroot()
             assert root.tag.endswith("svg")
             assert "Wh" in path.read_text() or "glyph" in path.read_text()
+
+
+def label_texts(svg: str) -> list[tuple[str, str]]:
+    """Each text drawn on an SVG label and its fill colour, in drawing order.
+
+    matplotlib draws text as glyph paths, each text's group preceded by a comment holding it.
+    """
+    found = re.findall(r"<!-- (.*?) -->\s*<g(?: style=\"fill: (#[0-9a-f]{6})\")?", svg)
+    return [(html.unescape(text), colour or "#000000") for text, colour in found]
+
+
+def test_labels_show_the_stars_and_the_figure_of_their_run(tmp_path):
+    from orchestrator.reports.labels import STAR_COLOURS
+
+    out = tmp_path / "sweep"
+    for name, wh in (("a_low", 12.34), ("a_mid", 35), ("a_high", 61.8)):
+        add_run(out, name, wh=wh)
+    files = make_report(out, labels="all")
+    svgs = {p.stem: p.read_text() for p in files.labels if p.suffix == ".svg"}
+    # Five equal bands over 12.34-61.8 Wh: 35 lies in the third from the bottom.
+    expected = {"a_low": (5, "12.34 Wh"), "a_mid": (3, "35 Wh"), "a_high": (1, "61.8 Wh")}
+    assert set(svgs) == set(expected)
+    for name, (stars, figure) in expected.items():
+        texts = label_texts(svgs[name])
+        drawn = [text for text, _ in texts]
+        star_line = "\u2605" * stars + "\u2606" * (5 - stars)
+        assert (star_line, STAR_COLOURS[stars]) in texts, (name, texts)
+        assert sum(text.count("\u2605") for text in drawn) == stars
+        assert figure in drawn and "GPU energy per 1,000 queries" in drawn
+        assert f"org/{name}" in drawn and f"run id: id-{name}" in drawn
+        assert "text_gen  ·  class A  ·  Off" in drawn
+        assert "rated in: text_gen / class A / NVIDIA H200" in drawn
 
 
 def test_archive_manifest_matches_and_holds_no_token(report):

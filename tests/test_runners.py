@@ -15,6 +15,7 @@ from conftest import TINY_MODEL
 from orchestrator.execution.runners.docker import LABEL_RUN_ID, DockerRunner
 from orchestrator.execution.runners.local import LocalRunner
 from orchestrator.execution.spec import Cause, RunSpec
+from orchestrator.secrets import MASK
 
 TOKEN = "hf_TestTokenDoNotLeak1234"
 QUICK = (
@@ -81,6 +82,36 @@ def test_a_run_writes_its_results_and_hides_the_token(tmp_path, runner_and_image
         assert report["provenance"]["image_tag"] == image
     else:
         assert TOKEN not in " ".join(runner.command(s))
+
+
+CANARY = "hf_CanaryTokenMustBeMasked77"
+
+
+@pytest.mark.parametrize(
+    ("dataset", "printed"),
+    [
+        # Offline, a dataset name that is no file is logged in a warning; the run goes on.
+        (CANARY, f"Hub dataset {MASK} unavailable"),
+        # A missing prompt file is the run's error line: the log and the outcome's message.
+        (f"/no/such/{CANARY}.jsonl", f"scenario.dataset_name='/no/such/{MASK}.jsonl'"),
+    ],
+    ids=["warning", "error-line"],
+)
+def test_a_token_the_benchmark_prints_is_masked_in_its_log(
+    tmp_path, runner_and_image, dataset, printed
+):
+    """The benchmark echoes an override holding the run's token: the log shows only the mask."""
+    runner, image = runner_and_image
+    s = spec(tmp_path, (*QUICK, f"scenario.dataset_name={dataset}"), image=image)
+    outcome = runner.run(s, token=CANARY)
+    log_text = s.log_path.read_text()
+    assert printed in log_text, log_text[-2000:]  # the benchmark really printed it
+    assert CANARY not in log_text
+    assert CANARY not in outcome.message  # the message goes into the record and the CSV
+    if "/" in dataset:
+        assert outcome.cause is Cause.CONFIG_ERROR and MASK in outcome.message
+    else:
+        assert outcome.ok, (outcome, log_text[-2000:])
 
 
 def test_a_bad_config_is_classified(tmp_path, runner_and_image):

@@ -7,20 +7,30 @@ import threading
 import time
 
 import pytest
-from fakes import fake_report, write_report
+from fakes import failed_report, fake_report, write_report
 
-from energy_bench.contract import RESULT_FILES
+from energy_bench.contract import REPORT_FILE, RESULT_FILES
 from orchestrator.commands.progress import LogProgress
 from orchestrator.execution.execute import ExecOptions
 from orchestrator.execution.scheduler import run_sweep
 from orchestrator.execution.slots import cpu_slots, gpu_slots
-from orchestrator.execution.spec import Cause, RunOutcome, RunSpec
+from orchestrator.execution.spec import EXIT_CAUSES, Cause, RunOutcome, RunSpec
 from orchestrator.models.csv_reader import single_config
 from orchestrator.planning.plan import PlanOptions, plan_runs
+from orchestrator.store.paths import OutputLayout
+from orchestrator.store.records import load_record, load_report
+
+# The exit status with which the benchmark itself ends for each cause it can report.
+EXIT_OF = {cause: int(code) for code, cause in EXIT_CAUSES.items()}
 
 
 class FakeRunner:
-    """Sleeps for each run's configured time; fails models whose name contains 'bad'."""
+    """Sleeps for each run's configured time; fails models whose name contains 'bad'.
+
+    As the real benchmark does, a run that fails by its own exit status leaves a report of status
+    "failed" in its results folder; one that never ran or was killed (runner error, SIGKILL)
+    leaves none.
+    """
 
     name = "fake"
 
@@ -40,7 +50,10 @@ class FakeRunner:
         with self.lock:
             self.active -= 1
         if "bad" in spec.overrides[0]:
-            return RunOutcome(self.fail_cause, 1, self.seconds, "it broke")
+            code = EXIT_OF.get(self.fail_cause)
+            if code is not None:
+                write_report(spec.results_dir, failed_report(exit_code=code))
+            return RunOutcome(self.fail_cause, code, self.seconds, "it broke")
         write_report(spec.results_dir, fake_report())
         return RunOutcome(Cause.OK, 0, self.seconds)
 
@@ -88,6 +101,8 @@ def test_resume_skips_completed_and_force_reruns(tmp_path):
     the_plans = plans(["m1", "m2", "bad3"])
     first = FakeRunner()
     sweep(tmp_path, the_plans, first, cpu_slots(1))
+    failed = OutputLayout(tmp_path).run_dir("org_bad3_Off")
+    assert load_report(failed)["status"] == "failed"  # left by the failure, as the real one does
     again = FakeRunner()
     result = sweep(tmp_path, the_plans, again, cpu_slots(1))
     assert again.calls == 1  # only the failed run is tried again
@@ -95,6 +110,44 @@ def test_resume_skips_completed_and_force_reruns(tmp_path):
     forced = FakeRunner()
     sweep(tmp_path, the_plans, forced, cpu_slots(1), force=True)
     assert forced.calls == 3
+
+
+@pytest.mark.parametrize("cause", [Cause.FAILED, Cause.OUT_OF_MEMORY, Cause.CONFIG_ERROR])
+def test_a_failed_run_with_its_failed_report_is_rerun_not_resumed(tmp_path, cause):
+    """A run folder with a failed record and the failed report is rerun; a complete one is not."""
+    the_plans = plans(["m1", "bad2"])
+    sweep(tmp_path, the_plans, FakeRunner(seconds=0.01, fail_cause=cause), cpu_slots(1))
+    folder = OutputLayout(tmp_path).run_dir("org_bad2_Off")
+    before = load_record(folder)
+    assert before.status == "failed" and before.cause == cause.value
+    report = load_report(folder)  # the failed attempt's report was adopted into the run folder
+    assert report["status"] == "failed" and report["error"]["exit_code"] == before.exit_code
+
+    class Fixed(FakeRunner):
+        """Every run succeeds now; remembers which runs it was given."""
+
+        def __init__(self):
+            super().__init__(seconds=0.01)
+            self.models: list[str] = []
+
+        def run(self, spec, *, token=None):
+            self.models.append(spec.overrides[0].partition("=")[2])
+            write_report(spec.results_dir, fake_report())
+            return RunOutcome(Cause.OK, 0, 0.01)
+
+    again = Fixed()
+    result = sweep(tmp_path, the_plans, again, cpu_slots(1))
+    assert again.models == ["org/bad2"]  # the failed run is retried, the complete one is not
+    assert result.resumed == ["org_m1_Off"]
+    after = load_record(folder)
+    assert after.status == "ok" and after.run_id == before.run_id
+    assert load_report(folder)["status"] == "ok"
+    third = Fixed()
+    assert sorted(sweep(tmp_path, the_plans, third, cpu_slots(1)).resumed) == [
+        "org_bad2_Off",
+        "org_m1_Off",
+    ]
+    assert third.models == []
 
 
 def test_gpu_runs_get_exactly_the_gpus_they_need(tmp_path):
@@ -136,7 +189,9 @@ def test_stale_results_are_removed_before_a_rerun(tmp_path):
     for name in RESULT_FILES:
         (folder / name).write_text("old")
     sweep(tmp_path, the_plans, FakeRunner(seconds=0.01), cpu_slots(1))
-    assert not any((folder / name).exists() for name in RESULT_FILES)
+    left = [name for name in RESULT_FILES if (folder / name).exists()]
+    assert left == [REPORT_FILE]  # only the failed attempt's own report; nothing stale
+    assert load_report(folder)["status"] == "failed"
 
 
 @pytest.mark.parametrize("slots", [2, 4])
