@@ -1,5 +1,5 @@
-"""A benchmark report as the benchmark writes it (schema of energy_bench.contract), for tests of
-the host's readers that need no model run."""
+"""Fakes for tests that need no model run: a benchmark report as the benchmark writes it (schema
+of energy_bench.contract) for the host's readers, and a backend base for the benchmark's loop."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from energy_bench import contract
+from energy_bench.backends.base import Batch, Generation
 
 
 def fake_report(
@@ -61,12 +62,14 @@ def fake_report(
                 "counter_reset": False,
                 "trace_mismatch": False,
                 "foreign_process": False,
+                "recompiled": False,
             },
             **energy,
         },
         "provenance": {"device_names": [gpu], "config_hash": "abc"},
         "reasoning_control": "none",
         "reasoning": {"requested_control": "none"},
+        "generation_path": "compiled",
     }
 
 
@@ -92,3 +95,48 @@ def write_report(folder: Path, report: dict[str, Any]) -> None:
     """Write ``report`` as the benchmark's report file of ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / contract.REPORT_FILE).write_text(json.dumps(report))
+
+
+class FakeBackend:
+    """A backend without a model: batches of one prompt, eager path, nothing compiled.
+
+    Subclasses define ``generate``; ``calls`` counts its calls and ``budgets`` records each
+    call's ``max_new_tokens`` (None: the scenario's budget; 1: a prefill pass).
+    """
+
+    applied_reasoning = None
+    generation_path = contract.GENERATION_EAGER
+    prompt_tokens = 5
+
+    def __init__(self) -> None:
+        self.device_uuids: list[str] = []
+        self.seeds: list[int] = []
+        self.calls = 0
+        self.budgets: list[int | None] = []
+
+    def load(self) -> None: ...
+
+    def synchronize(self) -> None: ...
+
+    def seed(self, seed: int) -> None:
+        self.seeds.append(seed)
+
+    def prepare(self, prompts: Any) -> list[Batch]:
+        return [Batch((i,), None, (self.prompt_tokens,)) for i in range(len(prompts))]
+
+    def compile(self, batches: Any) -> None: ...
+
+    def graphs_built(self) -> int:
+        return 0
+
+    def generate(self, batch: Batch, max_new_tokens: int | None = None) -> Generation:
+        self.calls += 1
+        self.budgets.append(max_new_tokens)
+        return self.produce(batch, 1 if max_new_tokens == 1 else 10)
+
+    def produce(self, batch: Batch, tokens: int) -> Generation:
+        """What one call returns: ``tokens`` new tokens per prompt, in 1 ms."""
+        return Generation(batch.prompt_tokens, (tokens,) * len(batch.indices), 0.001, 0.0005)
+
+    def provenance(self) -> dict[str, Any]:
+        return {}

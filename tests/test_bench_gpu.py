@@ -93,6 +93,52 @@ def test_exact_tokens_on_gpu(gpu_run):
     assert report["summary"]["total_completion_tokens"] == 600
 
 
+def test_the_default_path_on_a_gpu_is_compiled_outside_every_measured_window(gpu_run):
+    results, report = gpu_run
+    assert report["generation_path"] == "compiled"
+    generation = report["provenance"]["generation"]
+    assert (generation["requested"], generation["fallback_reason"]) == ("auto", "")
+    assert generation["graphs_compiled"] >= 1 and generation["cuda_graph_skips"] == 0
+    assert generation["compile_seconds"] > 0
+    e = report["energy"]
+    assert e["compile_window"]["name"] == "compile" and e["flags"]["recompiled"] is False
+    assert [p["graphs_built"] for p in e["repeats"]] == [0, 0]
+    with (results / "power_trace.csv").open() as f:
+        windows = list(dict.fromkeys(row["window"] for row in csv.DictReader(f)))
+    assert windows.index("compile") < windows.index("warmup_pass") < windows.index("repeat_0")
+    # The prefill pass is measured, and costs less than the full pass it is part of.
+    for p in e["repeats"]:
+        assert 0 < p["prefill_j"] < p["energy_j"] and p["decode_j"] > 0
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_the_compiled_path_gives_the_eager_tokens_on_a_gpu(batch_size):
+    from energy_bench.backends.pytorch import PyTorchBackend
+    from energy_bench.config import load_config
+
+    prompts = ["Hi.", "Explain why the sky looks blue on a clear afternoon.", "Name three rivers."]
+    tokens = {}
+    for path in ("eager", "compiled"):
+        cfg = load_config(
+            "text_generation",
+            [
+                f"backend.model={TINY_MODEL}",
+                "backend.torch_dtype=float32",
+                f"backend.generation={path}",
+                f"scenario.batch_size={batch_size}",
+            ],
+        )
+        backend = PyTorchBackend(cfg.backend, cfg.scenario)
+        backend.load()
+        batches = backend.prepare(prompts)
+        backend.compile(batches)
+        assert backend.generation_path == path, backend.generation.fallback_reason
+        backend.seed(42)
+        tokens[path] = [t for b in batches for t in backend.generate(b).tokens]
+    assert tokens["compiled"] == tokens["eager"]
+    assert [len(t) for t in tokens["eager"]] == [10, 10, 10]
+
+
 def _two_gpus() -> bool:
     import torch
 

@@ -8,6 +8,7 @@ which window: the warmup outside every measured one, each measured pass exactly 
 from __future__ import annotations
 
 import pytest
+from fakes import FakeBackend
 
 from energy_bench.backends.base import Batch, Generation
 from energy_bench.benchmark import RunData, run_benchmark
@@ -17,6 +18,7 @@ from energy_bench.energy.sources import DeviceInfo
 from energy_bench.results.report import build_report
 
 J_PER_PROMPT = 10.0
+J_PREFILL = 1.5
 J_PREPARE = 3.0
 PROMPTS = 6
 
@@ -44,36 +46,29 @@ class WorkDevice:
         pass
 
 
-class WorkBackend:
-    """Batches of one prompt; a generate costs the device its joules; chosen calls fail."""
+class WorkBackend(FakeBackend):
+    """Batches of one prompt; a generate costs the device its joules; chosen calls fail.
 
-    applied_reasoning = None
+    A full call costs ``J_PER_PROMPT`` per prompt, a prefill call (one new token)
+    ``J_PREFILL``.
+    """
 
     def __init__(self, device: WorkDevice, fail_calls: set[int] = frozenset()) -> None:
-        self.device, self.fail_calls, self.calls = device, set(fail_calls), 0
+        super().__init__()
+        self.device, self.fail_calls = device, set(fail_calls)
         self.device_uuids = ["GPU-0"]
-        self.seeds: list[int] = []
-
-    def load(self) -> None: ...
-
-    def synchronize(self) -> None: ...
-
-    def seed(self, seed: int) -> None:
-        self.seeds.append(seed)
 
     def prepare(self, prompts):
         self.device.energy_j += J_PREPARE
         return [Batch((i,), None, (5 + i,)) for i in range(len(prompts))]
 
-    def generate(self, batch: Batch) -> Generation:
-        self.calls += 1
+    def generate(self, batch: Batch, max_new_tokens: int | None = None) -> Generation:
+        gen = super().generate(batch, max_new_tokens)
         if self.calls in self.fail_calls:
             raise RuntimeError(f"failed call {self.calls}")
-        self.device.energy_j += J_PER_PROMPT * len(batch.indices)
-        return Generation(batch.prompt_tokens, (10,) * len(batch.indices), 0.002, 0.001)
-
-    def provenance(self):
-        return {}
+        cost = J_PREFILL if max_new_tokens == 1 else J_PER_PROMPT
+        self.device.energy_j += cost * len(batch.indices)
+        return gen
 
 
 def run(fail_calls: set[int] = frozenset(), **settings: object) -> tuple[RunData, WorkBackend]:
@@ -102,7 +97,7 @@ def test_the_warmup_pass_is_outside_every_measured_pass():
     assert [p.measurement.name for p in data.passes] == ["repeat_0", "repeat_1", "repeat_2"]
     assert [p.measurement.energy_j for p in data.passes] == [one_pass] * 3
     assert data.preprocess is not None and data.preprocess.energy_j == J_PREPARE
-    assert backend.calls == 4 * PROMPTS  # the warmup pass and three measured ones
+    assert backend.calls == 7 * PROMPTS  # the warmup pass, three measured ones, three prefills
     report = build_report(data)
     assert report["energy"]["gpu_energy_j"] == one_pass
     assert report["energy"]["wh_per_1000_queries"] == pytest.approx(one_pass / 3.6 / PROMPTS)
@@ -115,18 +110,19 @@ def test_warmup_batches_are_outside_every_measured_pass_too():
         ("warmup_0", J_PER_PROMPT), ("warmup_1", J_PER_PROMPT),
     ]  # fmt: skip
     assert [p.measurement.energy_j for p in data.passes] == [PROMPTS * J_PER_PROMPT] * 3
-    assert backend.calls == 2 + 3 * PROMPTS
+    assert backend.calls == 2 + 6 * PROMPTS
 
 
 def test_every_measured_pass_starts_from_the_same_seed():
     _, backend = run(**{"scenario.seed": 7})
-    assert backend.seeds == [7, 7, 7, 7]  # the warmup and each of the three passes
+    assert backend.seeds == [7] * 7  # the warmup, each of the three passes and their prefills
 
 
 def test_the_report_counts_the_prompts_of_its_worst_pass():
-    # Call 8 is the second prompt of the first measured pass (the warmup makes calls 1 to 6),
-    # calls 15 and 16 two prompts of the second; the third pass has none failed.
-    data, _ = run(fail_calls={8, 15, 16})
+    # Call 8 is the second prompt of the first measured pass (the warmup makes calls 1 to 6,
+    # its prefill pass 13 to 18), calls 20 and 21 two prompts of the second; the third pass has
+    # none failed.
+    data, _ = run(fail_calls={8, 20, 21})
     ok = [sum(r.ok for r in p.records) for p in data.passes]
     assert ok == [PROMPTS - 1, PROMPTS - 2, PROMPTS]
     summary = build_report(data)["summary"]
@@ -146,3 +142,27 @@ def test_a_failed_prompt_s_tokens_are_not_counted():
     report = build_report(data)
     assert report["summary"]["total_completion_tokens"] == 10 * (PROMPTS - 1)
     assert report["summary"]["total_prompt_tokens"] == sum(5 + i for i in range(1, PROMPTS))
+
+
+def test_prefill_is_measured_in_its_own_window_after_each_pass_and_decode_is_the_rest():
+    data, backend = run()
+    one_pass, one_prefill = PROMPTS * J_PER_PROMPT, PROMPTS * J_PREFILL
+    assert [p.prefill.name for p in data.passes] == ["prefill_0", "prefill_1", "prefill_2"]
+    assert [p.prefill.energy_j for p in data.passes] == [one_prefill] * 3
+    assert [p.measurement.energy_j for p in data.passes] == [one_pass] * 3  # no prefill inside
+    # The warmup and each pass with the scenario's budget, each prefill pass with one token.
+    assert backend.budgets == [None] * PROMPTS + ([None] * PROMPTS + [1] * PROMPTS) * 3
+    energy = build_report(data)["energy"]
+    assert energy["prefill_wh"] == pytest.approx(one_prefill / 3600)
+    assert energy["decode_wh"] == pytest.approx((one_pass - one_prefill) / 3600)
+    assert [p["decode_j"] for p in energy["repeats"]] == [one_pass - one_prefill] * 3
+    assert energy["prefill_decode_split"].startswith("measured")
+
+
+def test_the_prefill_pass_counts_no_prompt_of_the_measured_pass():
+    # Calls 13 to 18 are the first prefill pass: failing two of them fails no measured prompt.
+    data, _ = run(fail_calls={13, 14}, **{"scenario.repeats": 1})
+    report = build_report(data)
+    assert report["summary"]["successful_prompts"] == PROMPTS
+    assert report["energy"]["repeats"][0]["prefill_failed_prompts"] == 2
+    assert report["energy"]["repeats"][0]["prefill_j"] == (PROMPTS - 2) * J_PREFILL

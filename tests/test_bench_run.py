@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from conftest import CONTAINER, TINY_EOS_MODEL, TINY_MODEL
+from fakes import FakeBackend
 
 from energy_bench import contract
-from energy_bench.backends.pytorch import Batch, Generation
 from energy_bench.benchmark import run_benchmark
 from energy_bench.config import load_config
 from energy_bench.energy.sources import EstimateSource
@@ -133,10 +133,16 @@ def test_energy_figures_are_consistent_and_labelled(off_run):
     assert report["reasoning"]["template_kwargs"] == {"enable_thinking": False}
     prov = report["provenance"]
     assert prov["config_hash"] and prov["seed"] == 42 and prov["transformers_version"]
+    # On a CPU ``auto`` generates eagerly, and the report says which path was measured.
+    assert report["generation_path"] == prov["generation"]["path"] == "eager"
+    assert prov["generation"]["requested"] == "auto"
+    assert summary["prefill_decode_split"].startswith("measured")
     (flat,) = rows(off_run / "benchmark_results.csv")
     assert float(flat["energy.gpu_energy_wh"]) == pytest.approx(e["gpu_energy_wh"])
     trace = rows(off_run / "power_trace.csv")
-    assert {"idle_baseline", "repeat_0", "repeat_1"} <= {r["window"] for r in trace}
+    assert {"idle_baseline", "repeat_0", "prefill_0", "repeat_1", "prefill_1"} <= {
+        r["window"] for r in trace
+    }
 
 
 def test_reasoning_on_uses_the_on_budget(tmp_path):
@@ -201,32 +207,18 @@ def test_missing_model_fails_with_a_report(tmp_path):
     assert report["status"] == "failed" and report["error"]["exit_code"] == 8
 
 
-class FlakyBackend:
+class FlakyBackend(FakeBackend):
     """A backend whose generate fails on the given call numbers."""
 
-    applied_reasoning = None
-
     def __init__(self, fail_calls):
-        self.fail_calls, self.calls = set(fail_calls), 0
-        self.device_uuids: list[str] = []
+        super().__init__()
+        self.fail_calls = set(fail_calls)
 
-    def load(self): ...
-
-    def synchronize(self): ...
-
-    def seed(self, seed): ...
-
-    def prepare(self, prompts):
-        return [Batch((i,), None, (5,)) for i in range(len(prompts))]
-
-    def generate(self, batch):
-        self.calls += 1
+    def generate(self, batch, max_new_tokens=None):
+        gen = super().generate(batch, max_new_tokens)
         if self.calls in self.fail_calls:
             raise RuntimeError(f"boom {self.calls}")
-        return Generation((5,), (10,), 0.001, 0.0005)
-
-    def provenance(self):
-        return {}
+        return gen
 
 
 def config(**extra):

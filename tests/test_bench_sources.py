@@ -14,9 +14,9 @@ import types
 from pathlib import Path
 
 import pytest
+from fakes import FakeBackend
 
 from energy_bench import contract
-from energy_bench.backends.base import Batch, Generation
 from energy_bench.benchmark import run_benchmark
 from energy_bench.config import load_config
 from energy_bench.energy import nvml
@@ -261,32 +261,19 @@ class BreakingSource:
         pass
 
 
-class CountingBackend:
+class CountingBackend(FakeBackend):
     """Each batch adds JOULES_PER_BATCH to the source's counter; the first waits for the break."""
 
-    applied_reasoning = None
-
     def __init__(self, source: BreakingSource) -> None:
+        super().__init__()
         self.source = source
         self.device_uuids = ["GPU-0"]
 
-    def load(self): ...
-
-    def synchronize(self): ...
-
-    def seed(self, seed): ...
-
-    def prepare(self, prompts):
-        return [Batch((i,), None, (5,)) for i in range(len(prompts))]
-
-    def generate(self, batch):
+    def generate(self, batch, max_new_tokens=None):
         assert self.source.broke.wait(timeout=10), "the sampler never broke"
         time.sleep(0.005)
         self.source.joules += JOULES_PER_BATCH
-        return Generation((5,), (10,), 0.005, 0.001)
-
-    def provenance(self):
-        return {}
+        return super().generate(batch, max_new_tokens)
 
 
 def test_a_sampler_that_breaks_mid_run_stops_alone_and_the_counters_measure_on(caplog):

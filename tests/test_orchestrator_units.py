@@ -298,6 +298,7 @@ def test_master_takes_every_figure_from_the_report_as_written(tmp_path):
     assert row["throughput_tokens_per_second"] == "300.0"  # prompt + completion tokens / s
     assert row["output_tokens_per_second"] == "100.0"
     assert row["total_prompts"] == "100"  # integers stay integers
+    assert (row["generation_path"], row["recompiled"]) == ("compiled", "False")
     _run(tmp_path, "b_Off", status="failed")  # a row without figures beside it
     rebuild_master(tmp_path)
     assert read_master(tmp_path)[1][0]["successful_prompts"] == "100"

@@ -77,6 +77,23 @@ def test_classes_and_gpu_models_are_rated_apart():
     assert len({r.group for r in rated}) == 3
 
 
+def test_runs_on_the_eager_and_the_compiled_path_are_rated_apart():
+    rated = rate(
+        [
+            row("e1", 10, generation_path="eager"),
+            row("e2", 20, generation_path="eager"),
+            row("c1", 4, generation_path="compiled"),
+            row("c2", 8, generation_path="compiled"),
+        ]
+    )
+    # Together the eager runs would take 1 and 3 stars; apart, each path has its own range.
+    assert stars(rated) == {"e1": 5, "e2": 1, "c1": 5, "c2": 1}
+    assert {r.group for r in rated} == {
+        "text_gen / class A / NVIDIA H100 80GB HBM3 / eager path",
+        "text_gen / class A / NVIDIA H100 80GB HBM3 / compiled path",
+    }
+
+
 def test_failed_suspect_and_zero_rows_are_not_rated():
     rated = rate(
         [
@@ -87,6 +104,7 @@ def test_failed_suspect_and_zero_rows_are_not_rated():
             row("short", 5.0, short_window="True"),
             row("reset", 5.0, counter_reset=True),
             row("mismatch", 5.0, trace_mismatch="True"),
+            row("recompiled", 5.0, recompiled="True"),
         ]
     )
     by = {r.row["run_name"]: r for r in rated}
@@ -96,6 +114,7 @@ def test_failed_suspect_and_zero_rows_are_not_rated():
     assert "shorter than ten" in by["short"].reason
     assert "counter reset" in by["reset"].reason
     assert "disagree" in by["mismatch"].reason
+    assert by["recompiled"].stars is None and "compiler" in by["recompiled"].reason
 
 
 def test_estimates_are_rated_only_among_themselves():

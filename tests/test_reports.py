@@ -163,7 +163,7 @@ def test_labels_show_the_stars_and_the_figure_of_their_run(tmp_path):
         assert figure in drawn and "GPU energy per 1,000 queries" in drawn
         assert f"org/{name}" in drawn and f"run id: id-{name}" in drawn
         assert "text_gen  ·  class A  ·  Off" in drawn
-        assert "rated in: text_gen / class A / NVIDIA H200" in drawn
+        assert "rated in: text_gen / class A / NVIDIA H200 / compiled path" in drawn
 
 
 def test_archive_manifest_matches_and_holds_no_token(report):

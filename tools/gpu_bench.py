@@ -1,11 +1,14 @@
-"""Energy figures of no-weights models on the GPU: warm vs cold runs, repeats, meter overhead.
+"""Energy figures of no-weights models on the GPU: paths, warm vs cold runs, repeats.
 
 One call on the GPU machine runs this; it prints a short table and writes every figure as JSON.
-    python3 tools/gpu_bench.py --out DIR [--only llama1.5b,llama8b] [--budget-s 540]
+    python3 tools/gpu_bench.py --out DIR [--only llama1.5b,llama8b] [--paths eager,compiled]
+        [--modes warm] [--budget-s 540] [key=value ...]
 (where the project is not installed, as on the GPU machine: PYTHONPATH=container before it)
 Each variant runs the container benchmark in a fresh process (so a cold first pass is really
-cold): 100 bundled prompts, reasoning off (exactly 10 new tokens), batch 1, bf16, 3 repeats.
+cold): 100 bundled prompts, reasoning off (exactly 10 new tokens), batch 1, bf16, 3 repeats;
+trailing ``key=value`` overrides change the workload for every variant.
 Modes: warm (the default full warmup pass), batches2 (two warmup batches), cold (no warmup).
+Paths: the ``backend.generation`` values (eager, compiled).
 """
 
 from __future__ import annotations
@@ -35,6 +38,15 @@ LLAMA = {
     "tie_word_embeddings": False,
 }
 MODELS = {
+    # ~0.2B: a quick check of the script itself (also on a CPU).
+    "llama-small": {
+        **LLAMA,
+        "hidden_size": 1024,
+        "intermediate_size": 4096,
+        "num_hidden_layers": 16,
+        "num_attention_heads": 16,
+        "vocab_size": 32000,
+    },
     # ~1.5B: Llama-3.2-1B widths with 20 layers.
     "llama1.5b": {
         **LLAMA,
@@ -71,11 +83,11 @@ WARMUP = {
 }
 
 
-def run(name: str, config: dict, mode: str, workdir: Path, extra: list[str]) -> dict:
+def run(name: str, config: dict, mode: str, path: str, workdir: Path, extra: list[str]) -> dict:
     model = workdir / name
     model.mkdir(exist_ok=True)
     (model / "config.json").write_text(json.dumps(config))
-    results = workdir / f"{name}-{mode}"
+    results = workdir / f"{name}-{mode}-{path}"
     start = time.perf_counter()
     done = subprocess.run(
         [
@@ -92,6 +104,7 @@ def run(name: str, config: dict, mode: str, workdir: Path, extra: list[str]) -> 
             "scenario.repeats=3",
             *WARMUP[mode],
             "energy.idle_seconds=5",
+            f"backend.generation={path}",
             *extra,
         ],
         capture_output=True,
@@ -103,8 +116,25 @@ def run(name: str, config: dict, mode: str, workdir: Path, extra: list[str]) -> 
     r = json.loads((results / contract.REPORT_FILE).read_text())
     e, s = r["energy"], r["summary"]
     passes = e["repeats"]
+    generation = r["provenance"]["generation"]
+    prompts = s["total_prompts"]
     return {
         "variant": results.name,
+        "generation_path": r["generation_path"],
+        "fallback_reason": generation["fallback_reason"],
+        "compile_s": generation["compile_seconds"],
+        "graphs_compiled": generation["graphs_compiled"],
+        "cuda_graph_skips": generation["cuda_graph_skips"],
+        "compile_window_s": (e["compile_window"] or {}).get("duration_s"),
+        "j_per_output_token": [p["energy_j"] / p["completion_tokens"] for p in passes],
+        # Decode: the tokens after each prompt's first, over the time the prefill pass did not take.
+        "decode_tokens_per_s": [
+            (p["completion_tokens"] - prompts) / (p["duration_s"] - p["prefill_duration_s"])
+            for p in passes
+        ],
+        "prefill_j": [p["prefill_j"] for p in passes],
+        "decode_j": [p["decode_j"] for p in passes],
+        "graphs_built_in_windows": [p["graphs_built"] for p in passes],
         "wall_s": wall,
         "load_s": r["provenance"]["load_duration_s"],
         "gpu": r["provenance"]["device_names"][0],
@@ -131,11 +161,17 @@ def run(name: str, config: dict, mode: str, workdir: Path, extra: list[str]) -> 
     }
 
 
+def num(value: float | None, width: int, digits: int) -> str:
+    """A figure for the table ("-" where it was not measured)."""
+    return f"{value:{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--only", default="llama1.5b,llama8b")
-    parser.add_argument("--modes", default="warm,cold")
+    parser.add_argument("--modes", default="warm")
+    parser.add_argument("--paths", default="eager,compiled")
     parser.add_argument("--budget-s", type=float, default=540)
     parser.add_argument("extra", nargs="*")
     args = parser.parse_args()
@@ -145,29 +181,35 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.only.split(","):
             for mode in args.modes.split(","):
-                longest = max((r.get("wall_s", 0.0) for r in rows), default=0.0)
-                if rows and time.monotonic() + 1.3 * longest > deadline:
-                    rows.append({"variant": f"{name}-{mode}", "error": "skipped: GPU-time budget"})
-                    continue
-                rows.append(run(name, MODELS[name], mode, Path(tmp), args.extra))
-                # Written after every variant: a run cut short still leaves its figures.
-                (args.out / "gpu_bench.json").write_text(json.dumps(rows, indent=2))
+                for path in args.paths.split(","):
+                    variant = f"{name}-{mode}-{path}"
+                    longest = max((r.get("wall_s", 0.0) for r in rows), default=0.0)
+                    if rows and time.monotonic() + 1.3 * longest > deadline:
+                        rows.append({"variant": variant, "error": "skipped: GPU-time budget"})
+                        continue
+                    rows.append(run(name, MODELS[name], mode, path, Path(tmp), args.extra))
+                    # Written after every variant: a run cut short still leaves its figures.
+                    (args.out / "gpu_bench.json").write_text(json.dumps(rows, indent=2))
     print(
-        f"\n{'variant':18} {'Wh/1k q':>8} {'tok/J':>7} {'tok/s':>7} {'avg W':>6} {'idle W':>6} "
-        f"{'CV %':>5} {'1st/rest':>8} {'trace %':>7} {'smp CPU %':>9}"
+        f"\n{'variant':27} {'path':8} {'Wh/1k q':>8} {'J/out tok (passes)':>20} {'out tok/s':>9} "
+        f"{'dec tok/s':>9} {'avg W':>6} {'idle W':>6} {'CV %':>5} {'compile s':>9} {'flags'}"
     )
     for r in rows:
         if "error" in r:
-            print(f"{r['variant']:18} ERROR {r['error'][-300:]}")
+            print(f"{r['variant']:27} ERROR {r['error'][-600:]}")
             continue
-        dev = max((abs(d) for d in r["trace_deviation"] if d is not None), default=0.0) * 100
+        per_token = "/".join(f"{j:.3f}" for j in r["j_per_output_token"])
+        flags = ",".join(k for k, v in r["flags"].items() if v) or "-"
+        compile_s = f"{r['compile_s']:.1f}" if r["compile_s"] is not None else "-"
+        cv = r["repeat_cv"] * 100 if r["repeat_cv"] is not None else None
         print(
-            f"{r['variant']:18} {r['wh_per_1000_queries']:8.3f} {r['tokens_per_joule']:7.3f} "
-            f"{r['completion_tokens_per_s']:7.1f} {r['average_power_w']:6.1f} "
-            f"{r['idle_power_w']:6.1f} "
-            f"{r['repeat_cv'] * 100:5.2f} {r['first_over_rest']:8.2f} {dev:7.2f} "
-            f"{r['sampler_cpu_share'] * 100:9.3f}"
+            f"{r['variant']:27} {r['generation_path']:8} {num(r['wh_per_1000_queries'], 8, 3)} "
+            f"{per_token:>20} {num(r['completion_tokens_per_s'], 9, 1)} "
+            f"{num(min(r['decode_tokens_per_s']), 9, 1)} {num(r['average_power_w'], 6, 1)} "
+            f"{num(r['idle_power_w'], 6, 1)} {num(cv, 5, 2)} {compile_s:>9} {flags}"
         )
+        if r["fallback_reason"]:
+            print(f"{'':27} fell back: {r['fallback_reason']}")
 
 
 if __name__ == "__main__":

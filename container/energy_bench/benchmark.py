@@ -1,8 +1,9 @@
-"""One benchmark run: prompts, load, preprocess, idle baseline, warmup, measured repeats.
+"""One benchmark run: prompts, load, preprocess, idle baseline, compile, warmup, measured repeats.
 
-``run_benchmark`` returns a ``RunData`` with every measurement; ``report.build_report`` turns it
-into the published figures. Failures inside a pass are counted; three failed batches in a row
-abort the run.
+Each repeat is a full pass over every prompt, then a prefill pass over the same prompts (one new
+token each), measured as its own window: decode energy is the difference. ``run_benchmark``
+returns a ``RunData`` with every measurement; ``report.build_report`` turns it into the published
+figures. Failures inside a pass are counted; three failed batches in a row abort the run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from energy_bench.backends.base import Batch, InferenceBackend
 from energy_bench.backends.pytorch import PyTorchBackend
 from energy_bench.config import BenchConfig
+from energy_bench.contract import GENERATION_COMPILED
 from energy_bench.energy.meter import EnergyMeter, Measurement, TraceRow
 from energy_bench.energy.sources import EnergySource, open_source
 from energy_bench.errors import BenchmarkAborted, OutOfMemory
@@ -43,10 +45,17 @@ class PromptRecord:
 
 @dataclass(frozen=True)
 class PassResult:
-    """One measured pass over every prompt."""
+    """One measured pass over every prompt, and the prefill pass measured after it.
+
+    ``graphs_built`` counts the graphs compiled during both windows (zero when the warmup did
+    its job).
+    """
 
     measurement: Measurement
     records: tuple[PromptRecord, ...]
+    prefill: Measurement | None = None
+    prefill_records: tuple[PromptRecord, ...] = ()
+    graphs_built: int = 0
 
 
 @dataclass
@@ -60,6 +69,7 @@ class RunData:
     source: EnergySource
     preprocess: Measurement | None = None
     idle: Measurement | None = None
+    compile: Measurement | None = None
     warmups: list[Measurement] = field(default_factory=list)
     passes: list[PassResult] = field(default_factory=list)
     trace: list[TraceRow] = field(default_factory=list)
@@ -70,14 +80,17 @@ class RunData:
 
 
 def _run_pass(
-    backend: InferenceBackend, batches: Sequence[Batch], repeat: int
+    backend: InferenceBackend,
+    batches: Sequence[Batch],
+    repeat: int,
+    max_new_tokens: int | None = None,
 ) -> list[PromptRecord]:
     records: list[PromptRecord] = []
     failures_in_a_row = 0
     for number, batch in enumerate(batches):
         start = time.perf_counter()
         try:
-            gen = backend.generate(batch)
+            gen = backend.generate(batch, max_new_tokens)
         except Exception as exc:
             failures_in_a_row += 1
             message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -148,13 +161,29 @@ def run_benchmark(
             batches = backend.prepare(prompts.texts)
         data.preprocess = pre.measurement
         data.idle = meter.measure_idle(config.energy.idle_seconds)
+        if backend.generation_path == GENERATION_COMPILED:
+            with meter.window("compile") as compiling:
+                backend.compile(batches)
+            data.compile = compiling.measurement
         data.warmups = _warm_up(backend, meter, batches, config)
         for r in range(s.repeats):
+            built = backend.graphs_built()
             backend.seed(s.seed)
             with meter.window(f"repeat_{r}") as measured:
                 records = _run_pass(backend, batches, r)
+            backend.seed(s.seed)
+            with meter.window(f"prefill_{r}") as prefill:
+                prefill_records = _run_pass(backend, batches, r, max_new_tokens=1)
             assert measured.measurement is not None
-            data.passes.append(PassResult(measured.measurement, tuple(records)))
+            data.passes.append(
+                PassResult(
+                    measured.measurement,
+                    tuple(records),
+                    prefill.measurement,
+                    tuple(prefill_records),
+                    backend.graphs_built() - built,
+                )
+            )
             log.info(
                 "pass %d/%d: %.1f s, %.3f Wh",
                 r + 1,

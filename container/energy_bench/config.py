@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from energy_bench import contract
 from energy_bench.contract import CONTROLS, Control
 from energy_bench.errors import BenchConfigError
 
@@ -37,6 +38,7 @@ BUDGET_KEYS = ("scenario.generate_kwargs.max_new_tokens", "scenario.generate_kwa
 MAX_TOKEN_BUDGET = 10_000_000
 DTYPES = ("bfloat16", "float16", "float32", "auto")
 DEVICES = ("auto", "cuda", "cpu")
+GENERATION_PATHS = ("auto", *contract.GENERATION_PATHS)  # auto: compiled on GPUs, else eager
 EFFORTS = ("high", "medium", "low")
 
 
@@ -51,6 +53,7 @@ class BackendConfig:
     device: str
     num_gpus: int
     trust_remote_code: bool
+    generation: str
 
 
 @dataclass(frozen=True)
@@ -262,6 +265,7 @@ def _build(name: str, tree: Mapping[str, Any]) -> BenchConfig:
             device=_choice("backend.device", b["device"], DEVICES),
             num_gpus=_at_least("backend.num_gpus", b["num_gpus"], 1),
             trust_remote_code=bool(b["trust_remote_code"]),
+            generation=_choice("backend.generation", b["generation"], GENERATION_PATHS),
         ),
         scenario=ScenarioConfig(
             dataset_name=str(s["dataset_name"]),

@@ -112,6 +112,14 @@ NO_THINK = "/no_think"
 THINK_OPEN = "<think>\n"  # an assistant turn that starts thinking
 THINK_EMPTY = "<think>\n\n</think>\n\n"  # an empty think block: answer at once
 
+# --- generation paths ----------------------------------------------------------------------------
+
+GENERATION_EAGER = "eager"  # transformers' generate with a dynamic cache, as upstream runs
+GENERATION_COMPILED = "compiled"  # a static cache and a compiled decode step (CUDA graphs on GPUs)
+GENERATION_PATHS = (GENERATION_EAGER, GENERATION_COMPILED)
+"""The paths a run can generate on, as ``report["generation_path"]`` names the one it used."""
+
+
 # --- CSV files, on both sides --------------------------------------------------------------------
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -132,7 +140,7 @@ def csv_cell(value: Any) -> Any:
 
 
 # --- the report ----------------------------------------------------------------------------------
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: generation_path, the recompiled flag, a measured prefill
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 
@@ -180,8 +188,11 @@ COUNT_KEYS = (
 SIGNED_KEYS = ("energy_above_idle_wh",)
 """Of the numbers above, those that may be negative (a pass below the idle baseline)."""
 
-FLAG_KEYS = ("short_window", "counter_reset", "trace_mismatch", "foreign_process")
-"""Booleans in ``report["energy"]["flags"]``: a true one makes the result suspect."""
+FLAG_KEYS = ("short_window", "counter_reset", "trace_mismatch", "foreign_process", "recompiled")
+"""Booleans in ``report["energy"]["flags"]``: a true one makes the result suspect.
+
+``recompiled``: the compiler built a graph inside a measured window (its time and energy count).
+"""
 
 
 def report_problem(report: Any) -> str:

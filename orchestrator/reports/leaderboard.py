@@ -31,6 +31,7 @@ PAGE_ROWS = 100  # table rows shown at a time
 COLUMNS = (
     ("stars", "stars"), ("run", "run_name"), ("model", "model_name"), ("state", "reasoning_state"),
     ("class", "model_class"), ("task", "task"), ("GPU", "gpu_name"),
+    ("path", "generation_path"),
     ("Wh / 1000 queries", "wh_per_1000_queries"), ("tokens / J", "tokens_per_joule"),
     ("tokens / s", "throughput_tokens_per_second"), ("avg W", "average_power_w"),
     ("idle W", "idle_power_w"), ("Wh above idle", "energy_above_idle_wh"),

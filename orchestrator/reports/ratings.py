@@ -1,9 +1,10 @@
 """AI Energy Score star ratings.
 
-Per task (and per class for text generation) and per GPU model, the range [min, max] of GPU Wh
-per 1,000 queries is split into five equal-width bands; the lowest band gets 5 stars, the highest
-1. A value on a band edge goes to the better band. Only successful, unsuspect runs are rated, and
-only against runs on the same GPU model; estimated energies are rated only among themselves.
+Per task (and per class for text generation), per GPU model and per generation path, the range
+[min, max] of GPU Wh per 1,000 queries is split into five equal-width bands; the lowest band gets
+5 stars, the highest 1. A value on a band edge goes to the better band. Only successful, unsuspect
+runs are rated, and only against runs on the same GPU model and the same generation path (eager
+or compiled); estimated energies are rated only among themselves.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ SUSPECT_FLAGS = {
     "counter_reset": "the energy counter reset during the run",
     "trace_mismatch": "power trace and energy counter disagree by more than 5 %",
     "foreign_process": "another process used the run's GPU during a measured window",
+    "recompiled": "the compiler built a graph inside a measured window",
 }
 
 
@@ -63,12 +65,18 @@ def exclusion(row: Mapping[str, Any]) -> str:
 
 
 def group_of(row: Mapping[str, Any]) -> str:
-    """The comparison group: task, class (text generation), GPU model, and estimate or measured."""
+    """The comparison group: task, class, GPU model, generation path, estimated or measured.
+
+    The class counts for text generation only; a row without a generation path (an image task,
+    a result of an older version) has none in its group.
+    """
     task = row.get("task") or "?"
     parts = [task]
     if task == "text_gen":
         parts.append(f"class {row.get('model_class') or '?'}")
     parts.append(row.get("gpu_name") or "unknown GPU")
+    if row.get("generation_path"):
+        parts.append(f"{row['generation_path']} path")
     if row.get("energy_source") == "estimate":
         parts.append("estimated energy")
     return " / ".join(parts)

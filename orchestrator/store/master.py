@@ -42,8 +42,8 @@ EXTRA_COLUMNS = (
     "run_id", "run_name", "status", "cause", "runner", "image", "software_id", "gpu_name",
     "gpu_uuids", "energy_source", "energy_above_idle_wh", "idle_power_w", "average_power_w",
     "output_tokens_per_second", "repeats", "repeat_energy_cv", "reasoning_control",
-    "reasoning_requested_control", "short_window", "counter_reset", "trace_mismatch",
-    "foreign_process", "gpu_count", "gpu_energy_j_each", "warmup",
+    "reasoning_requested_control", "generation_path", "short_window", "counter_reset",
+    "trace_mismatch", "foreign_process", "recompiled", "gpu_count", "gpu_energy_j_each", "warmup",
     "batch_size", "config_hash", "attempts", "run_wall_seconds", "log_path",
 )  # fmt: skip
 COLUMNS = AI_ENERGY_SCORE_COLUMNS + EXTRA_COLUMNS
@@ -108,6 +108,7 @@ def _report_columns(report: Mapping[str, Any]) -> dict[str, Any]:
         **_gpu_columns(energy.get("gpus")),
         "reasoning_control": _scalar(report.get("reasoning_control")),
         "reasoning_requested_control": _scalar(reasoning.get("requested_control")),
+        "generation_path": _scalar(report.get("generation_path")),
     }
 
 

@@ -25,19 +25,32 @@ class Batch:
 
 @dataclass(frozen=True)
 class Generation:
-    """What one batch produced and how long it took."""
+    """What one batch produced and how long it took.
+
+    ``tokens`` holds each prompt's generated token ids, up to its first end-of-sequence token
+    (``completion_tokens`` counts them); a backend that does not keep them leaves it empty.
+    """
 
     prompt_tokens: tuple[int, ...]
     completion_tokens: tuple[int, ...]
     latency_s: float
     ttft_s: float | None
+    tokens: tuple[tuple[int, ...], ...] = ()
 
 
 class InferenceBackend(Protocol):
-    """Load a model, prepare batches, generate; report the devices used."""
+    """Load a model, prepare batches, compile, generate; report the devices and path used.
+
+    ``generation_path`` is the path the run measures (``contract.GENERATION_PATHS``);
+    ``graphs_built`` counts the graphs compiled so far, so that the benchmark can show that none
+    was compiled inside a measured window.
+    """
 
     device_uuids: list[str]
     applied_reasoning: AppliedReasoning | None
+
+    @property
+    def generation_path(self) -> str: ...
 
     def load(self) -> None: ...
 
@@ -47,6 +60,10 @@ class InferenceBackend(Protocol):
 
     def prepare(self, prompts: Sequence[str]) -> list[Batch]: ...
 
-    def generate(self, batch: Batch) -> Generation: ...
+    def compile(self, batches: Sequence[Batch]) -> None: ...
+
+    def graphs_built(self) -> int: ...
+
+    def generate(self, batch: Batch, max_new_tokens: int | None = None) -> Generation: ...
 
     def provenance(self) -> dict[str, Any]: ...

@@ -2,20 +2,24 @@
 
 It loads the model on the devices it was given (one GPU unless told otherwise, never
 spread over every visible GPU), renders prompts with the reasoning directive, and generates with
-exact token budgets. It never touches NVML: the meter measures around it.
+exact token budgets, on the eager path (a dynamic cache) or the compiled one (a static cache sized
+once for the run's longest prompt and budget, and a compiled decode step; see ``compilation``).
+It never touches NVML: the meter measures around it.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from energy_bench.backends import placement
+from energy_bench.backends import compilation, placement
 from energy_bench.backends.base import Batch, Generation
 from energy_bench.config import BackendConfig, ScenarioConfig
+from energy_bench.contract import GENERATION_COMPILED
 from energy_bench.errors import (
     BenchConfigError,
     GatedModel,
@@ -52,7 +56,7 @@ def _placement(device_map: Any) -> dict[str, int] | None:
 
 
 class PyTorchBackend:
-    """transformers + PyTorch, eager ``generate`` with a dynamic cache."""
+    """transformers + PyTorch: ``generate`` on the eager or the compiled path."""
 
     def __init__(self, backend: BackendConfig, scenario: ScenarioConfig) -> None:
         import torch
@@ -66,6 +70,12 @@ class PyTorchBackend:
         self.load_duration_s = 0.0
         self.devices = self._devices()
         self.device_uuids = [self._uuid(d) for d in self.devices if d.type == "cuda"]
+        self.generation = compilation.GenerationRecord(
+            requested=backend.generation,
+            path=compilation.resolve(backend.generation, self.devices[0].type),
+        )
+        self._compile_config: Any = None
+        self._caches: dict[int, Any] = {}  # static caches by batch size, reused by every call
 
     def _devices(self) -> list[Any]:
         torch = self._torch
@@ -139,6 +149,12 @@ class PyTorchBackend:
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
         self.applied_reasoning = rendering.plan(tok, self.scenario.reasoning)
+        if self.generation_path == GENERATION_COMPILED and self.devices[0].type != "cuda":
+            from transformers import CompileConfig
+
+            # transformers compiles by itself on GPUs only; on a CPU it must be asked (no graphs).
+            self._compile_config = CompileConfig(mode="default")
+            self._compile_config._compile_all_devices = True
         if self.applied_reasoning.note:
             log.warning("reasoning directive: %s", self.applied_reasoning.note)
         self.synchronize()
@@ -171,8 +187,69 @@ class PyTorchBackend:
             ).to(self.devices[0])
             counts = tuple(int(n) for n in inputs["attention_mask"].sum(dim=1).tolist())
             batches.append(Batch(tuple(range(start, start + len(chunk))), inputs, counts))
-        self._check_context(max((max(b.prompt_tokens) for b in batches), default=0))
+        longest = max((max(b.prompt_tokens) for b in batches), default=0)
+        self._check_context(longest)
+        if self.generation_path == GENERATION_COMPILED:
+            # One cache size for every batch: a new size would compile the decode step again.
+            width = max((b.inputs["input_ids"].shape[1] for b in batches), default=longest)
+            self.generation.static_cache_tokens = width + self.scenario.max_new_tokens
         return batches
+
+    @property
+    def generation_path(self) -> str:
+        """The path this run generates on (``compile`` may fall back to eager)."""
+        return self.generation.path
+
+    def graphs_built(self) -> int:
+        """Graphs compiled, or left without CUDA graphs, so far (none may come while measuring)."""
+        return compilation.compile_count() + compilation.cuda_graph_skips()
+
+    def compile(self, batches: Sequence[Batch]) -> None:
+        """Compile the decode step for every batch shape of the run, or fall back to eager.
+
+        Runs one batch of each size (the one with the longest prompt) before the warmup, so that
+        compiling and capturing graphs happen outside every measured window. A model the compiler
+        fails on, or one transformers does not compile, is run on the eager path instead, and
+        the record says why.
+        """
+        record = self.generation
+        if record.path != GENERATION_COMPILED:
+            return
+        if self.scenario.max_new_tokens < 2:
+            record.fall_back("a budget of one token has no decode step to compile")
+            return
+        chosen: dict[int, Batch] = {}
+        for batch in batches:
+            size = len(batch.indices)
+            if size not in chosen or max(batch.prompt_tokens) > max(chosen[size].prompt_tokens):
+                chosen[size] = batch
+        before = compilation.compile_count()
+        start = time.perf_counter()
+        try:
+            for batch in chosen.values():
+                self.generate(batch)
+        except OutOfMemory:
+            raise
+        except Exception as exc:
+            compilation.reset_compiler()
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            record.fall_back(f"compiling failed: {type(exc).__name__}: {first}")
+            log.warning("generation path: eager (%s)", record.fallback_reason)
+            return
+        record.compile_seconds = time.perf_counter() - start
+        record.graphs_compiled = compilation.compile_count() - before
+        record.cuda_graph_skips = compilation.cuda_graph_skips()
+        if record.graphs_compiled == 0:
+            compilation.reset_compiler()
+            record.fall_back("transformers did not compile the decode step of this model")
+            log.warning("generation path: eager (%s)", record.fallback_reason)
+            return
+        log.info(
+            "generation path: compiled (%d graphs in %.1f s, static cache of %d tokens)",
+            record.graphs_compiled,
+            record.compile_seconds,
+            record.static_cache_tokens,
+        )
 
     def _check_context(self, longest_prompt: int) -> None:
         """Refuse a budget that the model's context cannot hold (it would fail or run forever)."""
@@ -187,7 +264,8 @@ class PyTorchBackend:
                 f"({context} tokens)"
             )
 
-    def generate(self, batch: Batch) -> Generation:
+    def generate(self, batch: Batch, max_new_tokens: int | None = None) -> Generation:
+        """Generate for one batch; ``max_new_tokens`` replaces the budget (1: a prefill pass)."""
         from transformers import LogitsProcessor, LogitsProcessorList
 
         torch = self._torch
@@ -204,17 +282,22 @@ class PyTorchBackend:
                 return scores
 
         s = self.scenario
-        kwargs = {
-            "max_new_tokens": s.max_new_tokens,
-            "min_new_tokens": s.min_new_tokens,
+        budget = s.max_new_tokens if max_new_tokens is None else max_new_tokens
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": budget,
+            "min_new_tokens": min(s.min_new_tokens, budget),
             "pad_token_id": self.tokenizer.pad_token_id,
-            **dict(s.generate_kwargs),
         }
+        if self._compile_config is not None:
+            kwargs["compile_config"] = self._compile_config
+        kwargs.update(s.generate_kwargs)
         kwargs.setdefault("do_sample", False)
         sync()
         start = clock()
         try:
             with torch.inference_mode():
+                if self.generation_path == GENERATION_COMPILED:
+                    kwargs[self._cache_argument()] = self._static_cache(len(batch.indices))
                 output = self.model.generate(
                     **batch.inputs, logits_processor=LogitsProcessorList([FirstToken()]), **kwargs
                 )
@@ -224,12 +307,39 @@ class PyTorchBackend:
         end = clock()
         width = batch.inputs["input_ids"].shape[1]
         new = output[:, width:].tolist()
+        counts = tuple(self._count(row) for row in new)
         return Generation(
             prompt_tokens=batch.prompt_tokens,
-            completion_tokens=tuple(self._count(row) for row in new),
+            completion_tokens=counts,
             latency_s=end - start,
             ttft_s=first[0] - start if first else None,
+            tokens=tuple(tuple(row[:n]) for row, n in zip(new, counts, strict=True)),
         )
+
+    def _cache_argument(self) -> str:
+        """The name ``generate`` takes a cache by: ``cache`` in newer transformers."""
+        forward = inspect.signature(type(self.model).forward).parameters
+        return "cache" if "cache" in forward else "past_key_values"
+
+    def _static_cache(self, batch_size: int) -> Any:
+        """The run's static cache for batches of this size, emptied for the next call.
+
+        One cache per batch size for the whole run: the CUDA graphs read the cache at fixed
+        addresses, and a new cache per call (what ``cache_implementation="static"`` makes) has the
+        graphs recorded again at every call, until PyTorch stops using graphs for the step
+        (after 128 recordings), in the middle of a run.
+        """
+        cache = self._caches.get(batch_size)
+        if cache is None:
+            from transformers import StaticCache
+
+            cache = StaticCache(
+                config=self.model.config, max_cache_len=self.generation.static_cache_tokens
+            )
+            self._caches[batch_size] = cache
+        else:
+            cache.reset()
+        return cache
 
     def _count(self, tokens: list[int]) -> int:
         """Generated tokens up to and including the first end-of-sequence token."""
@@ -248,7 +358,7 @@ class PyTorchBackend:
         params = sum(p.numel() for p in self.model.parameters()) if self.model is not None else 0
         return {
             "backend": "pytorch",
-            "generation_path": "transformers generate, eager, dynamic cache",
+            "generation": self.generation.to_dict(),
             "torch_version": torch.__version__,
             "torch_cuda_version": torch.version.cuda,
             "transformers_version": transformers.__version__,

@@ -16,6 +16,10 @@ from energy_bench.benchmark import PassResult, RunData
 from energy_bench.energy.meter import Measurement, spread
 
 J_PER_WH = 3600.0
+PREFILL_DECODE_SPLIT = (
+    "measured: after each full pass, a prefill pass over the same prompts (one new token each) "
+    "in its own window; decode = full pass - prefill pass"
+)
 
 
 def _pass_figures(p: PassResult, idle_power_w: float | None) -> dict[str, Any]:
@@ -24,9 +28,9 @@ def _pass_figures(p: PassResult, idle_power_w: float | None) -> dict[str, Any]:
     prompt_tokens = sum(r.prompt_tokens for r in ok)
     completion_tokens = sum(r.completion_tokens for r in ok)
     tokens = prompt_tokens + completion_tokens
-    latency = sum(r.latency_s for r in ok)
     ttft = [r.ttft_s for r in ok if r.ttft_s is not None]
-    prefill_share = min(sum(ttft) / latency, 1.0) if latency > 0 and ttft else 0.0
+    prefill = p.prefill
+    prefill_j = prefill.energy_j if prefill is not None else None
     above_idle = m.energy_j - idle_power_w * m.duration_s if idle_power_w is not None else None
     return {
         "repeat": int(m.name.split("_")[-1]),
@@ -43,8 +47,13 @@ def _pass_figures(p: PassResult, idle_power_w: float | None) -> dict[str, Any]:
         "completion_tokens": completion_tokens,
         "tokens_per_s": completion_tokens / m.duration_s if m.duration_s > 0 else 0.0,
         "tokens_per_joule": tokens / m.energy_j if m.energy_j > 0 else None,
-        "prefill_j": m.energy_j * prefill_share,
-        "decode_j": m.energy_j * (1.0 - prefill_share),
+        "prefill_j": prefill_j,
+        "decode_j": m.energy_j - prefill_j if prefill_j is not None else None,
+        "prefill_duration_s": prefill.duration_s if prefill is not None else None,
+        "prefill_failed_prompts": sum(1 for r in p.prefill_records if not r.ok),
+        "prefill_window": prefill.to_dict() if prefill is not None else None,
+        "graphs_built": p.graphs_built,
+        "recompiled": p.graphs_built > 0,
         "avg_latency_s": statistics.fmean(r.latency_s for r in ok) if ok else None,
         "avg_ttft_s": statistics.fmean(ttft) if ttft else None,
         "short_window": m.short_window,
@@ -155,7 +164,7 @@ def build_report(data: RunData) -> dict[str, Any]:
         "preprocess_wh": data.preprocess.energy_wh if data.preprocess else 0.0,
         "prefill_wh": (_mean(passes, "prefill_j") or 0.0) / J_PER_WH,
         "decode_wh": (_mean(passes, "decode_j") or 0.0) / J_PER_WH,
-        "prefill_decode_split": "time share: each pass's energy split by sum(TTFT) / sum(latency)",
+        "prefill_decode_split": PREFILL_DECODE_SPLIT,
         "flags": {key: any(p[key] for p in passes) for key in contract.FLAG_KEYS},
         "gpus": _per_device(data, passes),
         "trace_deviation_max": max(
@@ -171,6 +180,7 @@ def build_report(data: RunData) -> dict[str, Any]:
         else None,
         "idle_baseline": _window(data.idle),
         "preprocess_window": _window(data.preprocess),
+        "compile_window": _window(data.compile),
         "warmup_windows": [w.to_dict() for w in data.warmups],
         "repeats": passes,
     }
@@ -195,5 +205,6 @@ def build_report(data: RunData) -> dict[str, Any]:
         "energy": energy,
         "reasoning": applied.to_dict() if applied else None,
         "reasoning_control": applied.applied_control if applied else "none",
+        "generation_path": data.backend.generation_path,
         "provenance": provenance,
     }
