@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.commands.tables import Col, fit_table
 from orchestrator.errors import EXIT_BAD_INPUT, ConfigError
 from orchestrator.models.config import ModelConfig
 from orchestrator.models.csv_reader import read_models_csv
@@ -55,16 +56,21 @@ def _budget_text(config: ModelConfig) -> str:
     return f"{config.min_new_tokens}-{config.max_new_tokens}"
 
 
-def _table(configs: Sequence[ModelConfig], title: str) -> Table:
-    table = Table(title=title)
-    table.add_column("line", justify="right")
-    table.add_column("model", no_wrap=True)
-    for name in ("prio", "class", "task", "state"):
-        table.add_column(name, no_wrap=True)
-    table.add_column("reasoning", overflow="fold")
-    table.add_column("new tokens", no_wrap=True)
-    for c in configs:
-        table.add_row(
+COLUMNS = (
+    Col("line", minor=True, justify="right"),
+    Col("model", text=True),
+    Col("prio", minor=True),
+    Col("class"),
+    Col("task"),
+    Col("state", text=True),
+    Col("reasoning", text=True),
+    Col("new tokens"),
+)
+
+
+def _table(console: Console, configs: Sequence[ModelConfig], title: str) -> Table:
+    rows = [
+        (
             str(c.line),
             c.model_id,
             str(c.priority),
@@ -74,7 +80,9 @@ def _table(configs: Sequence[ModelConfig], title: str) -> Table:
             _reasoning_text(c),
             _budget_text(c),
         )
-    return table
+        for c in configs
+    ]
+    return fit_table(console, title, COLUMNS, rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps([c.to_dict() for c in selected], indent=2, default=str))
         else:
             console = Console()
-            console.print(_table(selected, str(args.csv)))
+            console.print(_table(console, selected, str(args.csv)))
             console.print(f"{len(selected)} of {len(configs)} rows")
     except BrokenPipeError:
         # Piped into `head` and the like: the reader has gone, which is not an error.

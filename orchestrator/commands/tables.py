@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from orchestrator.execution.scheduler import SweepResult, triage
@@ -15,6 +16,60 @@ from orchestrator.execution.slots import Slot
 from orchestrator.planning.plan import RunPlan
 from orchestrator.store.master import collect_rows
 from orchestrator.store.paths import OutputLayout
+
+WIDE = 120
+"""Consoles at least this wide show every column; narrower ones leave out the minor ones."""
+
+
+@dataclass(frozen=True)
+class Col:
+    """A column of a console table.
+
+    ``text`` columns (names, reasons, errors) fold onto more lines rather than being cut; the
+    others (numbers, short codes) never break. ``minor`` ones show only on wide consoles.
+    """
+
+    header: str
+    text: bool = False
+    minor: bool = False
+    justify: JustifyMethod = "left"
+
+
+def fit_table(
+    console: Console, title: str, columns: Sequence[Col], rows: Iterable[Sequence[str]]
+) -> Table:
+    """A table whose every cell stays readable at ``console``'s width."""
+    shown = [i for i, col in enumerate(columns) if console.width >= WIDE or not col.minor]
+    table = Table(title=title)
+    for i in shown:
+        col = columns[i]
+        table.add_column(
+            col.header,
+            justify=col.justify,
+            no_wrap=not col.text,
+            overflow="fold" if col.text else "ellipsis",
+        )
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
+    return table
+
+
+PLAN_COLUMNS = (
+    Col("run", text=True),
+    Col("run id", minor=True),
+    Col("class"),
+    Col("GPUs"),
+    Col("new tokens"),
+    Col("status", text=True),
+)
+SUMMARY_COLUMNS = (
+    Col("run", text=True),
+    Col("status", text=True),
+    Col("seconds"),
+    Col("GPU Wh"),
+    Col("tokens/J"),
+    Col("error", text=True),
+)
 
 
 def _budget(plan: RunPlan) -> str:
@@ -39,9 +94,7 @@ def print_plan(
     todo, done, skipped = triage(plans, args.output_dir, force=args.force, slots=slots)
     reasons = {p.run_id: r for p, r in skipped}
     on_gpus = any(s.uuid for s in slots)
-    table = Table(title=f"plan: {len(todo)} to run, {len(done)} complete, {len(skipped)} skipped")
-    for name in ("run", "run id", "class", "GPUs", "new tokens", "status"):
-        table.add_column(name)
+    rows = []
     for plan in sorted(plans, key=lambda p: p.config.priority):
         if plan in done:
             status = "complete (resume skips it)"
@@ -49,15 +102,18 @@ def print_plan(
             status = f"skip: {reasons[plan.run_id]}"
         else:
             status = "to run"
-        table.add_row(
-            plan.name,
-            plan.run_id,
-            plan.config.model_class or "-",
-            str(plan.gpus_needed if on_gpus else 0),
-            _budget(plan),
-            status,
+        rows.append(
+            (
+                plan.name,
+                plan.run_id,
+                plan.config.model_class or "-",
+                str(plan.gpus_needed if on_gpus else 0),
+                _budget(plan),
+                status,
+            )
         )
-    console.print(table)
+    title = f"plan: {len(todo)} to run, {len(done)} complete, {len(skipped)} skipped"
+    console.print(fit_table(console, title, PLAN_COLUMNS, rows))
     console.print(
         f"runner {runner_name}, image {args.image}, slots: "
         f"{', '.join(s.label + (f' ({s.uuid})' if s.uuid else '') for s in slots)}"
@@ -67,10 +123,9 @@ def print_plan(
 def print_summary(console: Console, result: SweepResult, out_dir: Path) -> None:
     """The final table and totals."""
     rows = {r["run_id"]: r for r in collect_rows(out_dir)}
-    table = Table(title="sweep summary")
-    for name in ("run", "status", "seconds", "GPU Wh", "tokens/J", "error"):
-        table.add_column(name, overflow="fold")
-    energy, best = 0.0, (0.0, "")
+    # On a narrow console the estimate's note goes under its number, so the column stays narrow.
+    note = " (estimate)" if console.width >= WIDE else "\n(estimate)"
+    cells, energy, best = [], 0.0, (0.0, "")
     for record in result.records:
         row = rows.get(record.run_id, {})
         wh, tpj = row.get("gpu_energy_wh"), row.get("tokens_per_joule")
@@ -78,16 +133,18 @@ def print_summary(console: Console, result: SweepResult, out_dir: Path) -> None:
         if tpj and tpj > best[0]:
             best = (tpj, record.name)
         status = "resumed" if record.name in result.resumed else record.status
-        estimate = " (estimate)" if row.get("energy_source") == "estimate" else ""
-        table.add_row(
-            record.name,
-            status,
-            f"{record.duration_s:.1f}",
-            f"{wh:.4f}{estimate}" if wh is not None else "-",
-            f"{tpj:.3f}" if tpj else "-",
-            record.error_message[:160],
+        estimate = note if row.get("energy_source") == "estimate" else ""
+        cells.append(
+            (
+                record.name,
+                status,
+                f"{record.duration_s:.1f}",
+                f"{wh:.4f}{estimate}" if wh is not None else "-",
+                f"{tpj:.3f}" if tpj else "-",
+                record.error_message[:160],
+            )
         )
-    console.print(table)
+    console.print(fit_table(console, "sweep summary", SUMMARY_COLUMNS, cells))
     counts = Counter(r.status for r in result.records)
     interrupted = f", {counts['interrupted']} interrupted" if counts["interrupted"] else ""
     console.print(
