@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 import pytest
 
 from energy_bench.config import load_config
 from energy_bench.errors import BenchConfigError
 from energy_bench.workload.prompts import BUNDLED, load_prompts
+
+DEFAULT_SAMPLES = load_config("text_generation", ["backend.model=x"]).scenario.num_samples
 
 
 def scenario(**overrides):
@@ -31,18 +34,51 @@ def test_num_samples_cuts_the_set():
     assert len(prompts.texts) == 7 and prompts.source == "bundled"
 
 
-def test_more_samples_than_prompts_warns_and_records(caplog):
+@pytest.mark.parametrize("asked", [5000, DEFAULT_SAMPLES])
+def test_more_samples_than_prompts_asked_for_warns_and_records(caplog, asked):
     with caplog.at_level(logging.WARNING):
-        prompts = load_prompts(scenario(dataset_name="bundled", num_samples=5000))
-    assert prompts.requested == 5000 and len(prompts.texts) == prompts.available >= 200
-    assert "num_samples=5000" in caplog.text
+        prompts = load_prompts(scenario(dataset_name="bundled", num_samples=asked))
+    assert prompts.requested == asked and len(prompts.texts) == prompts.available >= 200
+    assert f"num_samples={asked}" in caplog.text
+
+
+def test_the_default_sample_count_takes_a_shorter_set_whole_without_a_warning(caplog):
+    with caplog.at_level(logging.WARNING):
+        prompts = load_prompts(scenario(dataset_name="bundled"))
+    assert prompts.requested == DEFAULT_SAMPLES > prompts.available == len(prompts.texts)
+    assert not caplog.records
 
 
 def test_hub_unreachable_falls_back_to_bundled(monkeypatch, caplog):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with caplog.at_level(logging.WARNING):
-        prompts = load_prompts(scenario(num_samples=3))
+        prompts = load_prompts(scenario(dataset_name="EnergyStarAI/text_generation", num_samples=3))
     assert prompts.source == "bundled" and "unavailable" in caplog.text
+
+
+@pytest.mark.parametrize("offline", [False, True], ids=["no-datasets-package", "offline"])
+def test_the_default_dataset_falls_back_without_a_word_about_datasets(monkeypatch, caplog, offline):
+    """The default config names the Hub dataset, which this installation cannot read: a run
+    on the bundled set says nothing about the package that would read it."""
+    monkeypatch.setitem(sys.modules, "datasets", None)  # not installed
+    if offline:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    else:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with caplog.at_level(logging.DEBUG):
+        prompts = load_prompts(scenario())
+    assert prompts.source == "bundled"
+    assert "datasets" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+def test_a_hub_dataset_asked_for_without_the_package_says_so(monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with caplog.at_level(logging.WARNING):
+        prompts = load_prompts(scenario(dataset_name="EnergyStarAI/text_generation"))
+    assert prompts.source == "bundled"
+    assert "datasets" in caplog.text and "bundled" in caplog.text
 
 
 @pytest.mark.parametrize("kind", ["csv", "jsonl", "txt"])

@@ -23,6 +23,7 @@ from orchestrator.store import records
 
 HOST = ROOT / "orchestrator"
 BENCH = CONTAINER / "energy_bench"
+README = (ROOT / "README.md").read_text()
 
 
 def test_both_sides_hold_the_same_objects():
@@ -205,3 +206,30 @@ def test_both_packages_import_from_any_folder(tmp_path):
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == contract.VERSION
+
+
+def test_the_default_prompt_count_and_the_bundled_set_are_the_benchmarks():
+    from energy_bench.workload import prompts
+
+    config = bench_config.load_config(contract.CONFIG_NAME, ["backend.model=x"])
+    assert config.scenario.num_samples == contract.DEFAULT_NUM_SAMPLES
+    assert prompts.BUNDLED == contract.BUNDLED_PROMPTS_FILE
+    texts = [line for line in contract.BUNDLED_PROMPTS_FILE.read_text().splitlines() if line]
+    assert contract.bundled_prompt_count() == len(texts) >= 200
+
+
+def test_the_readme_demo_output_is_left_out_of_git(tmp_path):
+    import re
+
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    command = re.search(r"batch_runner\.py --csv examples/\S+ --output-dir (\S+)", README)
+    assert command, "the README's demo command names its output folder"
+    folder = command.group(1).rstrip("/")
+    done = subprocess.run(
+        ["git", "check-ignore", "--no-index", "-q", f"{folder}/any_file"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, (folder, done.stderr)

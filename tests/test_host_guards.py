@@ -258,6 +258,72 @@ def test_dry_run_uses_only_the_gpus_named(in_process, tmp_path, capsys, monkeypa
     assert "--gpus 2: no usable GPU" in capsys.readouterr().err
 
 
+def test_dry_run_skips_a_model_larger_than_the_memory_of_the_gpus_it_gets(
+    in_process, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(gpus, "inventory", lambda: FOUR_GPUS)  # three usable, 141 GiB each
+    csv_path = models_csv(
+        tmp_path, ",org/huge-400B,1,C,text_gen,Off,\n,org/mid-100B,1,C,text_gen,Off,\n"
+    )
+    base = ["--csv", str(csv_path), "--output-dir", str(tmp_path / "o"), "--runner", "local"]
+    assert main(*base, "--dry-run") == 0
+    rows = plan_table(capsys.readouterr().out)
+    huge = "skip: needs ~745 GiB for 400B bf16 weights; 2 GPUs here have 282 GiB"
+    assert rows["org_huge-400B_Off"][-1] == huge
+    assert rows["org_mid-100B_Off"][-1] == "to run"  # ~186 GiB
+
+
+@pytest.fixture
+def no_token(monkeypatch, tmp_path):
+    """No token anywhere the sweep looks: the environment, ./.env, the Hub's token file."""
+    from huggingface_hub import constants
+
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token-file"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+
+
+def test_the_dry_run_warns_without_a_token_naming_only_hub_models_that_will_run(
+    in_process, no_token, tmp_path, capsys, caplog, monkeypatch
+):
+    from orchestrator.execution import slots
+
+    monkeypatch.setattr(slots, "host_memory_bytes", lambda: 64 * 2**30, raising=False)
+    rows = (
+        ",org/alpha,1,A,text_gen,Off,\n"
+        ",org/done,1,A,text_gen,Off,\n"
+        f",{TINY_MODEL},1,A,text_gen,Off,\n"
+        ",org/pics,1,N/A,image_gen,N/A,\n"
+        ",org/huge-400B,1,A,text_gen,Off,\n"
+    )
+    csv_path = models_csv(tmp_path, rows)
+    out = tmp_path / "out"
+    argv = ["--csv", str(csv_path), "--output-dir", str(out), "--runner", "local", "--dry-run"]
+    monkeypatch.setenv("COLUMNS", "400")  # the run id column shows
+    assert main(*argv) == 0
+    done_id = plan_table(capsys.readouterr().out)["org_done_Off"][0]
+    folder = OutputLayout(out).run_dir("org_done_Off")
+    save_record(
+        folder, RunRecord(done_id, "org_done_Off", "org/done", "A", "text_gen", "Off", "ok")
+    )
+    write_report(folder, fake_report())
+    caplog.clear()
+    assert main(*argv) == 0
+    (warning,) = [m for m in caplog.messages if "token" in m]
+    assert "no Hugging Face token" in warning and "401/403" in warning
+    assert warning.endswith(": org/alpha")  # not complete, not skipped, not a local folder
+    assert "1 Hub model " in warning
+    plan = plan_table(capsys.readouterr().out)
+    assert plan["org_huge-400B_Off"][-1].startswith("skip: needs ~745 GiB")
+    assert plan["org_done_Off"][-1] == "complete (resume skips it)"
+
+    monkeypatch.setenv("HF_TOKEN", "hf_" + "x" * 30)
+    caplog.clear()
+    assert main(*argv) == 0
+    assert not [m for m in caplog.messages if "token" in m]
+
+
 # --- 5. GPU selection -------------------------------------------------------------------------
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from pathlib import Path
 
 import pytest
+from conftest import TINY_MODEL
 from fakes import fake_report, write_report
 
 from orchestrator.errors import ConfigError, RunnerError
@@ -378,6 +380,76 @@ def test_skipped_record_carries_the_reason():
     assert record.status == "skipped" and "not supported" in record.error_message
 
 
+class _Finishing:
+    """A runner named as a real one whose runs end as the benchmark's do: a report, exit 0."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def run(self, spec, *, token=None):
+        from orchestrator.execution.spec import RunOutcome
+
+        write_report(spec.results_dir, fake_report())
+        return RunOutcome(Cause.OK, 0, 1.0)
+
+    def software_id(self, image):
+        return self.name
+
+    def cancel(self): ...
+
+    def remove_leftovers(self, out_dir):
+        return 0
+
+
+@pytest.mark.parametrize(("runner", "image"), [("local", ""), ("docker", "ai_energy_score:9")])
+def test_only_a_run_in_a_container_names_an_image(tmp_path, runner, image):
+    from orchestrator.execution.execute import execute
+    from orchestrator.store.records import load_record
+
+    (plan,) = plan_runs([single_config("org/m")], options())
+    options_ = ExecOptions(out_dir=tmp_path, image="ai_energy_score:9")
+    record = execute(plan, runner=_Finishing(runner), options=options_)
+    assert record.image == image
+    assert load_record(tmp_path / "individual_runs" / plan.name).image == image
+    rebuild_master(tmp_path)
+    (row,) = read_master(tmp_path)[1]
+    assert (row["runner"], row["image"]) == (runner, image)
+
+
+def test_a_local_model_is_shown_as_the_csv_names_it(tmp_path):
+    from orchestrator.execution.execute import execute
+    from orchestrator.models.csv_reader import read_models_csv
+    from orchestrator.reports.build import make_report
+
+    (tmp_path / "models" / "tiny").mkdir(parents=True)
+    csv_path = tmp_path / "models" / "m.csv"
+    csv_path.write_text(
+        ",Models to Add,Priority (1=hi),Class,Task,Reasoning State,Chat Template\n"
+        ",./tiny,1,A,text_gen,Off,\n,tiny ,1,A,text_gen,On,\n"
+    )
+    plans = plan_runs(read_models_csv(csv_path), options())
+    folder = str((tmp_path / "models" / "tiny").resolve())
+    assert [p.setting("backend.model") for p in plans] == [folder, folder]  # what runs
+    assert [p.name for p in plans] == ["tiny_Off", "tiny_On"]
+    out = tmp_path / "out"
+    for plan in plans:
+        record = execute(
+            plan, runner=_Finishing("local"), options=ExecOptions(out_dir=out, image="i")
+        )
+        assert record.model_id == folder
+    rebuild_master(out)
+    shown = {"tiny_Off": "./tiny", "tiny_On": "tiny"}
+    assert {r["run_name"]: r["model_name"] for r in read_master(out)[1]} == shown
+    files = make_report(out, labels="all")
+    with files.layout.leaderboard_csv.open(newline="") as f:
+        assert {r["run_name"]: r["model_name"] for r in csv.DictReader(f)} == shown
+    labels = [p.read_text() for p in files.labels if p.suffix == ".svg"]
+    assert len(labels) == 2 and not any(folder in svg for svg in labels)
+    assert all("<!-- ./tiny -->" in svg or "<!-- tiny -->" in svg for svg in labels)
+    one = single_config("examples/tiny-model")  # `run --model`
+    assert (one.model_name, one.model_id) == ("examples/tiny-model", str(TINY_MODEL.resolve()))
+
+
 def test_second_lock_on_a_folder_is_refused(tmp_path):
     with (
         output_lock(tmp_path),
@@ -387,6 +459,56 @@ def test_second_lock_on_a_folder_is_refused(tmp_path):
         pass
     with output_lock(tmp_path):  # released after use
         pass
+
+
+@pytest.mark.parametrize("ends", ["normally", "on an error"])
+def test_a_lock_leaves_no_file_behind(tmp_path, ends):
+    from orchestrator.store.lock import report_lock
+    from orchestrator.store.paths import OutputLayout, ReportLayout
+
+    out_lock, report = OutputLayout(tmp_path).lock, ReportLayout(tmp_path / "report")
+    with (
+        pytest.raises(ValueError) if ends == "on an error" else contextlib.nullcontext(),
+        output_lock(tmp_path),
+        report_lock(report),
+    ):
+        assert out_lock.is_file() and report.lock.is_file()
+        with pytest.raises(RunnerError, match="in use by another sweep"), output_lock(tmp_path):
+            pass
+        assert out_lock.is_file()  # the refused locker leaves the holder's file alone
+        with pytest.raises(RunnerError, match="in use by another sweep"), output_lock(tmp_path):
+            pass  # and the holder still holds it
+        if ends == "on an error":
+            raise ValueError("the sweep broke")
+    assert not out_lock.exists() and not report.lock.exists()
+
+
+def test_a_lock_file_replaced_before_it_was_locked_is_not_held(tmp_path, monkeypatch):
+    """The holder unlinks its file as it lets go, and a third locker creates a new one: a locker
+    that opened the old file in between must not hold it beside the third (two writers)."""
+    import fcntl
+    import os
+
+    from orchestrator.store import lock
+    from orchestrator.store.paths import OutputLayout
+
+    path = OutputLayout(tmp_path).lock
+    real_flock, third = fcntl.flock, []
+
+    def flock(fd, operation):
+        if not third:  # between this locker's open and its flock
+            path.unlink()
+            third.append(os.open(path, os.O_RDWR | os.O_CREAT, 0o644))
+            real_flock(third[0], fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(lock.fcntl, "flock", flock)
+    try:
+        with pytest.raises(RunnerError, match="in use by another sweep"), output_lock(tmp_path):
+            pass
+        assert path.is_file()  # still the third's
+    finally:
+        os.close(third[0])
 
 
 def test_console_keeps_its_level_when_a_debug_file_is_added(tmp_path, capsys):
@@ -543,3 +665,37 @@ def test_the_archive_takes_no_file_from_outside_the_output_folder(tmp_path):
         names = zf.namelist()
         assert not any(b"outside-the-output-folder" in zf.read(n) for n in names)
     assert "a_Off/benchmark_report.json" in names and "a_Off/per_prompt.csv" not in names
+
+
+def _top_level_help(capsys) -> str:
+    from orchestrator.commands.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_the_top_level_help_lists_every_subcommand_with_a_line_each(capsys, monkeypatch):
+    import re
+
+    from orchestrator.commands.cli import COMMANDS
+
+    monkeypatch.setenv("COLUMNS", "100")
+    text = _top_level_help(capsys)
+    for name in COMMANDS:
+        assert re.search(rf"^ +{re.escape(name)} {{2,}}\w", text, re.M), (name, text)
+
+
+def test_the_prompt_count_help_says_what_a_run_sends_without_it(capsys, monkeypatch):
+    from energy_bench.config import load_config
+    from energy_bench.workload.prompts import BUNDLED
+
+    monkeypatch.setenv("COLUMNS", "100")
+    text = " ".join(_top_level_help(capsys).split())
+    default = load_config("text_generation", ["backend.model=x"]).scenario.num_samples
+    bundled = sum(1 for line in BUNDLED.read_text().splitlines() if line.strip())
+    help_n = text[text.index("-n NUM_PROMPTS, --num-prompts NUM_PROMPTS") :]
+    help_n = help_n[: help_n.index(" --prompts-file")]
+    assert f"default {default}" in help_n and f"all {bundled}" in help_n, help_n
+    assert "every prompt of the dataset" not in help_n

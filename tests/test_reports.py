@@ -18,6 +18,7 @@ import pytest
 from fakes import fake_report
 
 from orchestrator.reports.build import make_report
+from orchestrator.store.master import rebuild_master
 from orchestrator.store.records import RunRecord, save_record
 
 TOKEN = "hf_ReportTokenMustNotLeak99"
@@ -164,6 +165,46 @@ def test_labels_show_the_stars_and_the_figure_of_their_run(tmp_path):
         assert f"org/{name}" in drawn and f"run id: id-{name}" in drawn
         assert "text_gen  ·  class A  ·  Off" in drawn
         assert "rated in: text_gen / class A / NVIDIA H200 / compiled path" in drawn
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["per-run", "per-group"])
+@pytest.mark.parametrize(
+    ("sources", "estimated"),
+    [(("nvml", "nvml"), False), (("estimate", "estimate"), True), (("nvml", "estimate"), True)],
+    ids=["measured", "estimated", "mixed"],
+)
+def test_plots_never_call_an_estimate_gpu_energy(
+    tmp_path, monkeypatch, sources, estimated, grouped
+):
+    from orchestrator.reports import plots
+    from orchestrator.reports.ratings import rate
+    from orchestrator.store.master import collect_rows
+
+    if grouped:
+        monkeypatch.setattr(plots, "MAX_BARS", 1)
+    out = tmp_path / "sweep"
+    for i, source in enumerate(sources):
+        add_run(out, f"run{i}", gpu="cpu" if source == "estimate" else "NVIDIA H200", source=source)
+    rebuild_master(out)
+    rated = rate(collect_rows(out))
+    for svg in (plots.energy_by_model(rated), plots.idle_split(rated)):
+        texts = [text for text, _ in label_texts(svg)]
+        (xlabel,) = [t for t in texts if " Wh per " in t or t.startswith("Wh per ")]
+        (title,) = [t for t in texts if t != xlabel and t.startswith(("Energy", "Estimated"))]
+        if estimated:
+            assert "estimate" in xlabel.lower() and "not measured" in xlabel, xlabel
+            assert "GPU Wh" not in xlabel and "estimated" in title.lower(), title
+        else:
+            assert xlabel.startswith("GPU Wh per ") and "stimate" not in xlabel + title
+
+
+def test_a_label_of_an_estimate_never_calls_it_gpu_energy(tmp_path):
+    out = tmp_path / "sweep"
+    add_run(out, "cpu_est", gpu="cpu", source="estimate", wh=0.2, repeats=1)
+    (svg,) = [p.read_text() for p in make_report(out).labels if p.suffix == ".svg"]
+    drawn = [text for text, _ in label_texts(svg)]
+    assert "GPU energy per 1,000 queries" not in drawn
+    assert "estimated energy per 1,000 queries (CPU, not measured)" in drawn
 
 
 def test_archive_manifest_matches_and_holds_no_token(report):

@@ -6,6 +6,7 @@ import argparse
 import io
 import re
 
+import pytest
 from conftest import ROOT
 from fakes import fake_report, write_report
 from rich.cells import cell_len
@@ -144,5 +145,28 @@ def test_the_summary_at_80_columns_shows_every_run_name_and_error_whole(tmp_path
     assert joined(table["status"]).count("interrupted") == 3
     assert errors.count(squeeze(ERROR[:160])) == 9
     assert_whole(table["seconds"], r"12345\.6")
-    assert_whole(table["GPU Wh"], r"123\.4567|\(estimate\)|-")
+    assert_whole(table["energy Wh"], r"123\.4567|\(estimate\)|-")  # one of them estimated
     assert_whole(table["tokens/J"], r"\d+\.\d{3}|-")
+
+
+@pytest.mark.parametrize("sources", [("nvml", "nvml"), ("nvml", "estimate")])
+def test_the_summary_calls_energy_gpu_energy_only_when_gpus_measured_it(tmp_path, sources):
+    out, records = tmp_path / "out", []
+    for plan, source in zip(PLANS, sources, strict=False):
+        record = RunRecord(
+            plan.run_id, plan.name, plan.config.model_id, "A", "text_gen", "Off", "ok"
+        )
+        save_record(OutputLayout(out).run_dir(plan.name), record)
+        write_report(
+            OutputLayout(out).run_dir(plan.name), fake_report(energy_wh=1.5, source=source)
+        )
+        records.append(record)
+    console = Console(width=120, record=True, file=io.StringIO())
+    print_summary(console, SweepResult(records=records, resumed=[]), out)
+    text = console.export_text()
+    (energy,) = [name for name in columns(text) if "Wh" in name]
+    if "estimate" in sources:
+        assert "GPU" not in energy and "total GPU energy" not in text
+        assert "total energy 3.0000 Wh (estimates included)" in text
+    else:
+        assert energy == "GPU Wh" and "total GPU energy 3.0000 Wh" in text

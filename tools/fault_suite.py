@@ -1092,7 +1092,7 @@ def _mathtext_model_name(t: Trial) -> None:
     # Each clone is alone in its rating group (class B, class C) and unsuspect, so both are
     # rated and labelled: the demo's own short runs are often suspect, hence not labelled.
     t.from_baseline()
-    rated_clone(t, "tiny-model_Math", model_id=MATHTEXT, model_class="B")
+    rated_clone(t, "tiny-model_Math", model_id=MATHTEXT, model_name=MATHTEXT, model_class="B")
     rated_clone(t, "tiny-model_Plain", model_class="C")
     labels = report_layout(t.out).labels
     shutil.rmtree(labels, ignore_errors=True)
@@ -1240,7 +1240,7 @@ def _csv_bad_class(t: Trial) -> None:
 @fault("html_injection_model_name", "escaped in the leaderboard page")
 def _html_injection(t: Trial) -> None:
     t.from_baseline()
-    clone_run(t, OFF, "tiny-model_Script", model_id=SCRIPT)
+    clone_run(t, OFF, "tiny-model_Script", model_id=SCRIPT, model_name=SCRIPT)
     report_ok(t)
     page = report_layout(t.out).leaderboard_html.read_text(errors="replace")
     raw = SCRIPT in page
@@ -1269,7 +1269,7 @@ def _token_canary(t: Trial) -> None:
 @fault("csv_formula_model_name", "the master CSV cell starts with an apostrophe")
 def _csv_formula(t: Trial) -> None:
     t.from_baseline()
-    clone_run(t, OFF, "tiny-model_Formula", model_id="=1+1")
+    clone_run(t, OFF, "tiny-model_Formula", model_id="=1+1", model_name="=1+1")
     command = t.run(t.suite.sweep_argv(t.out, "--reasoning-state", "Off"))
     t.expect(command.code == 0, f"sweep exit {command.code}")
     cell = master_rows(t.out).get("tiny-model_Formula", {}).get("model_name")

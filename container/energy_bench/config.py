@@ -82,6 +82,8 @@ class ScenarioConfig:
     max_new_tokens: int
     min_new_tokens: int
     generate_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    # The ``scenario.*`` keys the overrides set; the others hold the config file's defaults.
+    given: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,7 @@ def _budget(key: str, value: Any, low: int) -> int:
     return _at_least(key, value, low)
 
 
-def _build(name: str, tree: Mapping[str, Any]) -> BenchConfig:
+def _build(name: str, tree: Mapping[str, Any], given: frozenset[str]) -> BenchConfig:
     b, s, e = tree["backend"], tree["scenario"], tree["energy"]
     if not str(b["model"]).strip():
         raise BenchConfigError("backend.model is required (a Hub id or a local folder)")
@@ -281,6 +283,7 @@ def _build(name: str, tree: Mapping[str, Any]) -> BenchConfig:
             max_new_tokens=max_new,
             min_new_tokens=min_new,
             generate_kwargs=generate,
+            given=frozenset(k for k in given if k.startswith("scenario.")),
         ),
         energy=EnergyConfig(
             idle_seconds=_at_least("energy.idle_seconds", float(e["idle_seconds"]), 0.0),
@@ -302,4 +305,5 @@ def load_config(
         known = ", ".join(sorted(p.stem for p in config_dir.glob("*.yaml"))) or "none"
         raise BenchConfigError(f"unknown --config-name {name!r}; known: {known}")
     defaults = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return _build(name, apply_overrides(defaults, overrides))
+    given = frozenset(item.partition("=")[0].strip().lstrip("+") for item in overrides)
+    return _build(name, apply_overrides(defaults, overrides), given)

@@ -3,7 +3,8 @@
 The host imports this module and nothing else of the benchmark package, so it stays free of
 dependencies beyond the standard library. It holds the result file names, the exit codes, the
 reasoning control values and the strings they write, the format of the error line a failed run
-prints last, and the report's schema version with the keys a reader may rely on.
+prints last, the report's schema version with the keys a reader may rely on, and how many
+prompts a run sends by default.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 import re
 from collections.abc import Mapping
 from enum import IntEnum
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 VERSION = "0.2.0"  # of the project: the benchmark, the orchestrator and the image tag
@@ -40,6 +42,22 @@ def cpu_list(cpus: tuple[int, ...] | list[int]) -> str:
 def parse_cpu_list(text: str) -> list[int]:
     """The cores of a ``CPUS_ENV`` value (empty for an empty value)."""
     return sorted({int(part) for part in text.split(",") if part.strip()})
+
+
+# --- prompts ---------------------------------------------------------------------------------
+# ``scenario.num_samples`` of configs/text_generation.yaml (a test holds the two equal): a run
+# sends this many prompts unless told otherwise, or every prompt when its dataset has fewer.
+DEFAULT_NUM_SAMPLES = 1000
+# The bundled offline prompt set: the fallback when the Hub dataset cannot be read.
+BUNDLED_PROMPTS_FILE = (
+    Path(__file__).resolve().parent / "workload" / "data" / "bundled_prompts.jsonl"
+)
+
+
+def bundled_prompt_count() -> int:
+    """How many prompts the bundled set holds (one JSON object per non-blank line)."""
+    with BUNDLED_PROMPTS_FILE.open(encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip())
 
 
 CONTAINER_RESULTS_DIR = "/results"  # where the image expects its results folder mounted

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
+from orchestrator.commands import COMMANDS
 from orchestrator.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, RunnerError
 
 log = logging.getLogger("orchestrator")
@@ -39,14 +40,11 @@ def _command(name: str) -> Callable[[Sequence[str]], int] | None:
     return None
 
 
-COMMANDS = ("run", "report", "build-image")
-
-
 def _not_a_command(word: str) -> None:
     """A bare first word that is no subcommand (``reprot``) is a mistake, never a sweep."""
     if word.startswith("-") or "=" in word or word in COMMANDS:
         return
-    close = difflib.get_close_matches(word, COMMANDS, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(word, list(COMMANDS), n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}?" if close else f"commands: {', '.join(COMMANDS)}"
     raise RunnerError(f"unknown command {word!r}; {hint} (benchmark overrides are key=value)")
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
+from energy_bench import contract
 from orchestrator import DEFAULT_IMAGE
 from orchestrator.errors import RunnerError
 from orchestrator.execution.runners.base import Runner
@@ -16,6 +18,7 @@ from orchestrator.planning.plan import RunPlan
 from orchestrator.store.paths import DEFAULT_OUTPUT_DIR
 
 log = logging.getLogger(__name__)
+TOKEN_WARNING_NAMES = 5  # models the warning about a missing token names before a count
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +41,9 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         "--num-prompts",
         type=int,
         default=None,
-        help="prompts per run (default: every prompt of the dataset)",
+        help=f"prompts per run (default {contract.DEFAULT_NUM_SAMPLES}; a run on the bundled set, "
+        f"the fallback when the Hub dataset cannot be read, sends all "
+        f"{contract.bundled_prompt_count()})",
     )
     parser.add_argument(
         "--prompts-file",
@@ -76,15 +81,28 @@ def hf_cache_for(runner: Runner, wanted: Path | None) -> Path | None:
     return Path(constants.HF_HOME)
 
 
-def warn_without_token(plans: list[RunPlan], token_found: bool) -> None:
-    """Gated models fail with 401/403 without a token: say so before anything runs."""
-    hub = [p.config.model_id for p in plans if not Path(p.config.model_id).is_absolute()]
-    if hub and not token_found:
-        log.warning(
-            "no Hugging Face token (HF_TOKEN, .env or the Hub's token file): gated models "
-            "among %s will fail with 401/403",
-            ", ".join(sorted(set(hub))[:5]),
-        )
+def warn_without_token(plans: Sequence[RunPlan], token_found: bool) -> None:
+    """Gated models fail with 401/403 without a token: say so, in one line, before they run.
+
+    ``plans`` are the runs that will run (not skipped, not complete). Any model from the Hub may
+    be gated, and only the Hub knows which, so each of theirs is named (the first few, then a
+    count); a local folder needs no token.
+    """
+    hub = list(
+        dict.fromkeys(p.config.model_id for p in plans if not Path(p.config.model_id).is_absolute())
+    )
+    if not hub or token_found:
+        return
+    named = ", ".join(hub[:TOKEN_WARNING_NAMES])
+    more = len(hub) - TOKEN_WARNING_NAMES
+    log.warning(
+        "no Hugging Face token (HF_TOKEN, .env or the Hub's token file): gated models fail with "
+        "401/403; %d Hub model%s to run: %s%s",
+        len(hub),
+        "s" if len(hub) > 1 else "",
+        named,
+        f" and {more} more" if more > 0 else "",
+    )
 
 
 def prompts_file(args: argparse.Namespace) -> Path | None:

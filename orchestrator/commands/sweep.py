@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from orchestrator.commands import COMMANDS
 from orchestrator.commands.common import (
     add_common_options,
     check_common,
@@ -24,7 +25,7 @@ from orchestrator.errors import EXIT_FAILED_RUNS, RunnerError
 from orchestrator.execution.execute import ExecOptions
 from orchestrator.execution.gpus import usable
 from orchestrator.execution.runners.choice import make_runner
-from orchestrator.execution.scheduler import run_sweep
+from orchestrator.execution.scheduler import run_sweep, triage
 from orchestrator.execution.slots import Slot, cpu_slots, gpu_slots
 from orchestrator.models.csv_reader import read_models_csv
 from orchestrator.models.filters import filter_configs
@@ -41,11 +42,14 @@ ENV_SETTINGS = ("csv", "output_dir", "runner", "image", "gpus", "timeout", "retr
 
 
 def _parser() -> argparse.ArgumentParser:
+    commands = "\n".join(f"  {name:<20}  {line}" for name, line in COMMANDS.items())
     parser = argparse.ArgumentParser(
         prog="batch_runner.py",
-        description="Run the AI Energy Score benchmark for every (filtered) row of a models CSV. "
-        "Subcommands: `run` (one model), `report`, `build-image`. Settings may also come from "
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the commands' lines as written
+        description="Run the AI Energy Score benchmark for every (filtered) row of a models CSV,\n"
+        "or one of the commands listed at the end. Settings may also come from\n"
         f"{ENV_PREFIX}<OPTION> variables or a .env file (e.g. {ENV_PREFIX}OUTPUT_DIR).",
+        epilog=f"commands (python batch_runner.py COMMAND --help):\n{commands}",
     )
     parser.add_argument("--csv", type=Path, default=Path("models.csv"), help="models CSV")
     parser.add_argument("--backend", default="pytorch", help="inference backend (pytorch)")
@@ -116,7 +120,8 @@ def _check(args: argparse.Namespace) -> None:
 def _slots(args: argparse.Namespace) -> list[Slot]:
     gpus = usable(args.gpus)
     if gpus:
-        return gpu_slots([g.uuid for g in gpus], [g.name for g in gpus])
+        memory = [round(g.memory_total_gib * 2**30) for g in gpus]
+        return gpu_slots([g.uuid for g in gpus], [g.name for g in gpus], memory_bytes=memory)
     return cpu_slots(args.max_parallel or 1)
 
 
@@ -155,10 +160,13 @@ def sweep_cli(argv: Sequence[str]) -> int:
     token = find_hf_token()
     check_plans(plans, options, token.value if token else None)
     console = Console(stderr=False)
+    hf_home = hf_cache_for(runner, args.hf_cache)
     if args.dry_run:
-        print_plan(console, plans, args, slots, runner.name)
+        todo = print_plan(console, plans, args, slots, runner.name, hf_home=hf_home)
+        warn_without_token(todo, token is not None)
         return 0
-    warn_without_token(plans, token is not None)
+    todo, _, _ = triage(plans, args.output_dir, force=args.force, slots=slots, hf_home=hf_home)
+    warn_without_token(todo, token is not None)
     with output_lock(args.output_dir):
         add_debug_log(args.output_dir)
         log.info(
@@ -177,7 +185,7 @@ def sweep_cli(argv: Sequence[str]) -> int:
                 software_id=software_id,
                 timeout_s=args.timeout,
                 retries=args.retries,
-                hf_cache_dir=hf_cache_for(runner, args.hf_cache),
+                hf_cache_dir=hf_home,
             ),
             slots=slots,
             progress=make_progress(console, args.quiet),

@@ -66,7 +66,7 @@ SUMMARY_COLUMNS = (
     Col("run", text=True),
     Col("status", text=True),
     Col("seconds"),
-    Col("GPU Wh"),
+    Col("GPU Wh"),  # "energy Wh" where a run's figure is an estimate (no GPU counter)
     Col("tokens/J"),
     Col("error", text=True),
 )
@@ -89,9 +89,16 @@ def print_plan(
     args: argparse.Namespace,
     slots: Sequence[Slot],
     runner_name: str,
-) -> None:
-    """The ``--dry-run`` table: what would run where, and what is skipped or complete."""
-    todo, done, skipped = triage(plans, args.output_dir, force=args.force, slots=slots)
+    *,
+    hf_home: Path | None = None,
+) -> list[RunPlan]:
+    """The ``--dry-run`` table: what would run where, and what is skipped (why) or complete.
+
+    Decided as the sweep decides (``triage``); returns the runs that would run.
+    """
+    todo, done, skipped = triage(
+        plans, args.output_dir, force=args.force, slots=slots, hf_home=hf_home
+    )
     reasons = {p.run_id: r for p, r in skipped}
     on_gpus = any(s.uuid for s in slots)
     rows = []
@@ -118,6 +125,7 @@ def print_plan(
         f"runner {runner_name}, image {args.image}, slots: "
         f"{', '.join(s.label + (f' ({s.uuid})' if s.uuid else '') for s in slots)}"
     )
+    return todo
 
 
 def print_summary(console: Console, result: SweepResult, out_dir: Path) -> None:
@@ -125,7 +133,7 @@ def print_summary(console: Console, result: SweepResult, out_dir: Path) -> None:
     rows = {r["run_id"]: r for r in collect_rows(out_dir)}
     # On a narrow console the estimate's note goes under its number, so the column stays narrow.
     note = " (estimate)" if console.width >= WIDE else "\n(estimate)"
-    cells, energy, best = [], 0.0, (0.0, "")
+    cells, energy, best, estimated = [], 0.0, (0.0, ""), False
     for record in result.records:
         row = rows.get(record.run_id, {})
         wh, tpj = row.get("gpu_energy_wh"), row.get("tokens_per_joule")
@@ -134,6 +142,7 @@ def print_summary(console: Console, result: SweepResult, out_dir: Path) -> None:
             best = (tpj, record.name)
         status = "resumed" if record.name in result.resumed else record.status
         estimate = note if row.get("energy_source") == "estimate" else ""
+        estimated = estimated or bool(estimate)
         cells.append(
             (
                 record.name,
@@ -144,12 +153,20 @@ def print_summary(console: Console, result: SweepResult, out_dir: Path) -> None:
                 record.error_message[:160],
             )
         )
-    console.print(fit_table(console, "sweep summary", SUMMARY_COLUMNS, cells))
+    columns = [
+        Col("energy Wh") if estimated and col.header == "GPU Wh" else col for col in SUMMARY_COLUMNS
+    ]
+    console.print(fit_table(console, "sweep summary", columns, cells))
     counts = Counter(r.status for r in result.records)
     interrupted = f", {counts['interrupted']} interrupted" if counts["interrupted"] else ""
+    total = (
+        f"total energy {energy:.4f} Wh (estimates included)"
+        if estimated
+        else f"total GPU energy {energy:.4f} Wh"
+    )
     console.print(
         f"{counts['ok']} ok ({len(result.resumed)} resumed), {counts['failed']} failed"
-        f"{interrupted}, {counts['skipped']} skipped; total GPU energy {energy:.4f} Wh"
+        f"{interrupted}, {counts['skipped']} skipped; {total}"
         + (f"; best {best[0]:.3f} tokens/J ({best[1]})" if best[1] else "")
         + f"\nresults: {OutputLayout(out_dir).master_csv}"
     )

@@ -59,6 +59,7 @@ def _base_record(plan: RunPlan, runner: str, options: ExecOptions, status: str) 
         run_id=plan.run_id,
         name=plan.name,
         model_id=c.model_id,
+        model_name=c.model_name,
         model_class=c.model_class.value if c.model_class else "",
         task=c.task.value,
         reasoning_state=c.reasoning_state.value,

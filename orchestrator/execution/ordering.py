@@ -12,19 +12,18 @@ needs every GPU is not starved by a stream of class A runs.
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from orchestrator.models.config import ModelClass
 from orchestrator.planning.plan import DEFAULT_PROMPTS, RunPlan
+from orchestrator.planning.weights import named_params_b
 from orchestrator.store.durations import duration_key
 
 # Parameters (billions) assumed for a class when the model id names no size.
 CLASS_PARAMS_B = {ModelClass.A: 8.0, ModelClass.B: 32.0, ModelClass.C: 200.0, None: 8.0}
 SECONDS_PER_UNIT = 1e-4  # assumed seconds per (billion parameters x prompt x token), uncalibrated
-_SIZE = re.compile(r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)([bBmM])(?![A-Za-z])")
 
 
 @dataclass(frozen=True)
@@ -42,11 +41,8 @@ def params_b(plan: RunPlan) -> float:
 
     ``Qwen3-30B-A3B`` -> 30, ``gemma-3-270m-it`` -> 0.27.
     """
-    found = _SIZE.search(plan.config.model_id.rsplit("/", 1)[-1])
-    if found:
-        value = float(found.group(1))
-        return value / 1000 if found.group(2) in "mM" else value
-    return CLASS_PARAMS_B[plan.config.model_class]
+    named = named_params_b(plan.config.model_id)
+    return CLASS_PARAMS_B[plan.config.model_class] if named is None else named
 
 
 def work_units(plan: RunPlan) -> float:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from orchestrator.execution.execute import ExecOptions, execute, settle_stale, skipped_record
+from orchestrator.execution.fit import misfit
 from orchestrator.execution.ordering import Job, expected_durations, longest_first, to_start
 from orchestrator.execution.runners.base import Runner
 from orchestrator.execution.slots import Slot
@@ -59,22 +60,31 @@ class SweepResult:
 
 
 def triage(
-    plans: Sequence[RunPlan], out_dir: Path, *, force: bool, slots: Sequence[Slot]
+    plans: Sequence[RunPlan],
+    out_dir: Path,
+    *,
+    force: bool,
+    slots: Sequence[Slot],
+    hf_home: Path | None = None,
 ) -> tuple[list[RunPlan], list[RunPlan], list[tuple[RunPlan, str]]]:
-    """(to run, already complete, skipped with reason), in priority then CSV order."""
+    """(to run, already complete, skipped with reason), in priority then CSV order.
+
+    A complete result of the very run id proves the run fits this host's kind of hardware, so it
+    stays complete; ``force`` never runs what cannot fit (``fit.misfit``; sizes are looked up in
+    ``hf_home``, the Hugging Face home the runs get).
+    """
     layout = OutputLayout(out_dir)
-    on_gpus = any(s.uuid for s in slots)
     todo, done, skipped = [], [], []
     for plan in sorted(plans, key=lambda p: p.config.priority):
-        need = plan.gpus_needed if on_gpus else 1
+        folder = layout.run_dir(plan.name)
         if plan.skip_reason:
             skipped.append((plan, plan.skip_reason))
-        elif need > len(slots):
-            skipped.append((plan, f"needs {need} GPUs; {len(slots)} usable on this host"))
-        elif owner := other_row(layout.run_dir(plan.name), plan):
+        elif owner := other_row(folder, plan):
             skipped.append((plan, owner))
-        elif not force and is_complete(layout.run_dir(plan.name), plan.run_id):
+        elif not force and is_complete(folder, plan.run_id):
             done.append(plan)
+        elif reason := misfit(plan, slots, hf_home=hf_home):
+            skipped.append((plan, reason))
         else:
             todo.append(plan)
     return todo, done, skipped
@@ -126,7 +136,9 @@ def run_sweep(
     with _logged_os_errors("stale records were not settled"):
         for name in settle_stale(options.out_dir, (p.name for p in plans)):
             log.warning("%s: its earlier sweep stopped before it ended; marked interrupted", name)
-    todo, done, skipped = triage(plans, options.out_dir, force=force, slots=slots)
+    todo, done, skipped = triage(
+        plans, options.out_dir, force=force, slots=slots, hf_home=options.hf_cache_dir
+    )
     for plan in done:
         record = load_record(layout.run_dir(plan.name))
         assert record is not None  # is_complete read it a moment ago
@@ -134,9 +146,11 @@ def run_sweep(
         result.resumed.append(plan.name)
     for plan, reason in skipped:
         record = skipped_record(plan, options, reason)
-        if not other_row(layout.run_dir(plan.name), plan):  # never over another row's record
+        folder = layout.run_dir(plan.name)
+        # Never over another row's record, nor over this run's success (--force on a misfit).
+        if not other_row(folder, plan) and not is_complete(folder, plan.run_id):
             with _logged_os_errors(f"{plan.name}: its skipped record was not saved"):
-                save_record(layout.run_dir(plan.name), record)
+                save_record(folder, record)
         result.records.append(record)
     on_gpus = any(s.uuid for s in slots)
     gpu_name = slots[0].gpu_name if slots else "cpu"

@@ -3,7 +3,8 @@
 The host's cores are split evenly between the slots, so that runs side by side on different GPUs
 do not share cores: the eager harness is bound by the CPU that launches its kernels, and two runs
 on shared cores disturb each other's energy even on separate GPUs. A run that takes several
-slots gets the cores of all of them.
+slots gets the cores of all of them. A slot also knows the memory a run on it may fill: its GPU's,
+or for a CPU slot the machine's.
 """
 
 from __future__ import annotations
@@ -15,17 +16,31 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Slot:
-    """A unit of the pool: a GPU (by UUID), or a logical CPU slot on a host without GPUs."""
+    """A unit of the pool: a GPU (by UUID), or a logical CPU slot on a host without GPUs.
+
+    ``memory_bytes``: the GPU's memory, or the machine's for a CPU slot (shared by every CPU
+    slot); None when unknown.
+    """
 
     label: str
     uuid: str | None = None
     gpu_name: str = "cpu"
     cpus: tuple[int, ...] = ()
+    memory_bytes: int | None = None
 
 
 def host_cpus() -> list[int]:
     """The cores this process may use."""
     return sorted(os.sched_getaffinity(0))
+
+
+def host_memory_bytes() -> int | None:
+    """The machine's physical memory, or None where the system does not tell."""
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None
+    return memory if memory > 0 else None
 
 
 def split_cpus(cpus: Sequence[int], parts: int) -> list[tuple[int, ...]]:
@@ -49,18 +64,26 @@ def split_cpus(cpus: Sequence[int], parts: int) -> list[tuple[int, ...]]:
 
 
 def gpu_slots(
-    uuids: Sequence[str], names: Sequence[str] | None = None, cpus: Sequence[int] | None = None
+    uuids: Sequence[str],
+    names: Sequence[str] | None = None,
+    cpus: Sequence[int] | None = None,
+    *,
+    memory_bytes: Sequence[int | None] | None = None,
 ) -> list[Slot]:
-    """A slot per GPU, each with its share of the host's cores."""
+    """A slot per GPU, each with its share of the host's cores and its memory (if known)."""
     names = names or ["GPU"] * len(uuids)
+    memories = memory_bytes or [None] * len(uuids)
     shares = split_cpus(host_cpus() if cpus is None else cpus, len(uuids))
     return [
-        Slot(f"GPU {i}", u, n, share)
-        for i, (u, n, share) in enumerate(zip(uuids, names, shares, strict=True))
+        Slot(f"GPU {i}", u, n, share, memory)
+        for i, (u, n, share, memory) in enumerate(zip(uuids, names, shares, memories, strict=True))
     ]
 
 
 def cpu_slots(count: int, cpus: Sequence[int] | None = None) -> list[Slot]:
     """Logical slots for a host without GPUs, each with its share of the cores."""
     shares = split_cpus(host_cpus() if cpus is None else cpus, count)
-    return [Slot(f"CPU slot {i}", cpus=share) for i, share in enumerate(shares)]
+    memory = host_memory_bytes()
+    return [
+        Slot(f"CPU slot {i}", cpus=share, memory_bytes=memory) for i, share in enumerate(shares)
+    ]

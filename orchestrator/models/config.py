@@ -117,7 +117,9 @@ class ReasoningDirective:
 class ModelConfig:
     """One validated row of the models CSV with its resolved reasoning directive.
 
-    ``model_id`` is a Hub id (``org/name``) or a local folder path. ``max_new_tokens`` and
+    ``model_id`` is a Hub id (``org/name``) or a local folder's resolved path: what runs.
+    ``model_name`` is the model as results show it: the CSV's own spelling of a local folder
+    (``./tiny-model``, relative to the CSV), else ``model_id``. ``max_new_tokens`` and
     ``min_new_tokens`` are None for tasks that generate no tokens. ``num_gpus`` is the row's own
     GPU count (its Chat Template YAML's ``num_gpus``), None to take its class's.
     """
@@ -135,9 +137,12 @@ class ModelConfig:
     source: str = ""
     line: int = 0
     num_gpus: int | None = None
+    model_name: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "chat_template_params", _frozen(self.chat_template_params))
+        if not self.model_name:
+            object.__setattr__(self, "model_name", self.model_id)
 
     @property
     def use_harmony(self) -> bool:

@@ -255,6 +255,8 @@ def _config(row: _Row, budgets: TokenBudgets) -> ModelConfig:
         max_tokens, min_tokens = _row_budget(row, params, max_tokens, min_tokens)
     return ModelConfig(
         model_id=model_id,
+        # A local folder is shown as written (relative to the CSV), never as this host's path.
+        model_name=row.get(MODEL) if Path(model_id).is_absolute() else model_id,
         priority=priority,
         model_class=model_class,
         task=task,

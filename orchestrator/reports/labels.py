@@ -70,8 +70,14 @@ def _draw(fig: Figure, r: Rated, layout: ReportLayout) -> tuple[Path, Path]:
     )
     value = float(row["wh_per_1000_queries"])
     ax.text(0.5, 0.45, f"{value:.4g} Wh", ha="center", fontsize=20, weight="bold")
-    ax.text(0.5, 0.39, "GPU energy per 1,000 queries", ha="center", fontsize=8, color="#444")
     estimated = row.get("energy_source") == "estimate"
+    # GPU energy only where the GPUs' counters measured it; an estimate says it is one.
+    if estimated:
+        what = "estimated energy per 1,000 queries (CPU, not measured)"
+    else:
+        gpu = row.get("energy_source") == "nvml"
+        what = f"{'GPU energy' if gpu else 'energy'} per 1,000 queries"
+    ax.text(0.5, 0.39, what, ha="center", fontsize=8, color="#444")
     lines = [
         f"GPU: {row.get('gpu_name') or 'unknown'}" + (" (ESTIMATED energy)" if estimated else ""),
         f"date: {str(row.get('timestamp') or '')[:10]}",

@@ -83,12 +83,38 @@ def _groups(rows: Sequence[Rated], value: Callable[[Rated], float]) -> list[tupl
     return [(group, sorted(value(r) for r in runs)) for group, runs in biggest]
 
 
+def _estimated(r: Rated) -> bool:
+    return r.row.get("energy_source") == "estimate"
+
+
+def _energy_terms(rows: Sequence[Rated]) -> tuple[str, str, str]:
+    """How a plot names the energy of ``rows``: the axis's quantity, the title's, and a note.
+
+    GPU Wh only where every figure was measured by the GPUs' counters; a CPU estimate (no GPU
+    counter) is called one wherever it is drawn, never passed off as a measured GPU figure.
+    """
+    sources = {r.row.get("energy_source") for r in rows}
+    if "estimate" not in sources:
+        return ("GPU Wh" if sources <= {"nvml"} else "Energy, Wh"), "Energy", ""
+    if sources == {"estimate"}:
+        return "Estimated energy, Wh", "Estimated energy", "CPU estimate, not measured"
+    return "Energy, Wh", "Energy (measured and estimated)", "estimates: CPU, not measured"
+
+
+def _run_label(r: Rated) -> str:
+    """A run's name on an axis, with its class and whether its energy is an estimate."""
+    return f"{_name(r)} ({r.row.get('model_class') or '-'}{', estimate' if _estimated(r) else ''})"
+
+
 def _more(shown: int, total: int, what: str) -> str:
     return f" ({total - shown} more {what} not shown)" if total > shown else ""
 
 
 def energy_by_model(rated: Sequence[Rated]) -> str:
-    """GPU Wh per 1,000 queries: per run (class colour, stars, CV error bars), or per group."""
+    """Wh per 1,000 queries: per run (class colour, stars, CV error bars), or per group.
+
+    Called GPU Wh only when every run was measured on its GPUs (``_energy_terms``).
+    """
     rows = sorted(
         (r for r in rated if _float(r.row.get("wh_per_1000_queries"))),
         key=lambda r: (str(r.row.get("model_class") or ""), _name(r)),
@@ -105,14 +131,14 @@ def energy_by_model(rated: Sequence[Rated]) -> str:
     ax.barh(range(len(rows)), values, color=[_colour(r) for r in rows], xerr=errors, capsize=3)
     for i, (r, value) in enumerate(zip(rows, values, strict=True)):
         ax.text(value, i, f"  {_stars(r.stars)}", va="center", fontsize=8)
-    ax.set_yticks(
-        range(len(rows)),
-        [plain(f"{_name(r)} ({r.row.get('model_class') or '-'})") for r in rows],
-        fontsize=8,
-    )
+    ax.set_yticks(range(len(rows)), [plain(_run_label(r)) for r in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("GPU Wh per 1,000 queries (bars: class A/B/C; error bars: CV over repeats)")
-    ax.set_title("Energy per 1,000 queries")
+    quantity, what, note = _energy_terms(rows)
+    note = f"{note}; " if note else ""
+    ax.set_xlabel(
+        f"{quantity} per 1,000 queries ({note}bars: class A/B/C; error bars: CV over repeats)"
+    )
+    ax.set_title(f"{what} per 1,000 queries")
     return _svg(fig)
 
 
@@ -128,9 +154,11 @@ def _energy_by_group(rows: Sequence[Rated]) -> str:
         ax.text(values[-1], i, f"  {len(values)} runs", va="center", fontsize=8)
     ax.set_yticks(range(len(groups)), [plain(g) for g, _ in groups], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("GPU Wh per 1,000 queries (bar: median of the group; line: its range)")
+    quantity, what, note = _energy_terms(rows)
+    note = f"{note}; " if note else ""
+    ax.set_xlabel(f"{quantity} per 1,000 queries ({note}bar: median of the group; line: its range)")
     ax.set_title(
-        f"Energy per 1,000 queries, {len(rows)} runs by comparison group"
+        f"{what} per 1,000 queries, {len(rows)} runs by comparison group"
         + _more(len(groups), total, "groups")
     )
     return _svg(fig)
@@ -166,7 +194,7 @@ def efficiency_scatter(rated: Sequence[Rated]) -> str:
 
 
 def idle_split(rated: Sequence[Rated]) -> str:
-    """Each run's GPU energy with and without the idle baseline (group means when many)."""
+    """Each run's energy with and without the idle baseline (group means when many)."""
     rows = [r for r in rated if _float(r.row.get("gpu_energy_wh")) is not None]
     if len(rows) > MAX_BARS:
         totals = _groups(rows, lambda r: float(r.row["gpu_energy_wh"]))
@@ -175,21 +203,22 @@ def idle_split(rated: Sequence[Rated]) -> str:
         total_bars = [statistics.mean(v) for _, v in totals]
         above_bars = [statistics.mean(above[g]) for g in names]
         count = len({r.group for r in rows})
-        title = f"Energy with and without the idle baseline: mean of each group ({len(rows)} runs)"
+        title = f"with and without the idle baseline: mean of each group ({len(rows)} runs)"
         title += _more(len(names), count, "groups")
     else:
-        names = [_name(r) for r in rows]
+        names = [_run_label(r) for r in rows]
         total_bars = [float(r.row["gpu_energy_wh"]) for r in rows]
         above_bars = [_float(r.row.get("energy_above_idle_wh")) or 0.0 for r in rows]
-        title = "Energy with and without the idle baseline"
+        title = "with and without the idle baseline"
     fig, ax = plt.subplots(figsize=(9, _height(len(names))))
     where = range(len(names))
     ax.barh([i - 0.2 for i in where], total_bars, height=0.4, color="#264653", label="total")
     ax.barh([i + 0.2 for i in where], above_bars, height=0.4, color="#f4a261", label="above idle")
     ax.set_yticks(where, [plain(n) for n in names], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("GPU Wh per measured pass")
-    ax.set_title(title)
+    quantity, what, note = _energy_terms(rows)
+    ax.set_xlabel(f"{quantity} per measured pass" + (f" ({note})" if note else ""))
+    ax.set_title(f"{what} {title}")
     if names:
         ax.legend(fontsize=8)
     return _svg(fig)

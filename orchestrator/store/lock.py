@@ -1,7 +1,8 @@
 """Exclusive locks: one writer of an output folder, one writer of a report folder.
 
 A sweep or a single run holds its output folder; a report holds its report folder (it may read
-the runs while a sweep writes them). The kernel releases a lock when its process dies.
+the runs while a sweep writes them). The kernel releases a lock when its process dies; the lock
+file goes with its holder's release (one left by a killed process is simply locked again).
 """
 
 from __future__ import annotations
@@ -22,26 +23,56 @@ class FolderLocked(RunnerError):
     """Another process is writing the same folder."""
 
 
-@contextmanager
-def _exclusive(path: Path, folder: Path, what: str) -> Iterator[None]:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:  # before anything starts: one line, exit 2
-        raise RunnerError(f"{folder}: cannot write here ({exc.strerror or exc})") from None
-    try:
+def _open_locked(path: Path, folder: Path, what: str) -> int:
+    """A descriptor of ``path`` holding its lock; raises ``FolderLocked`` when another holds it.
+
+    A holder unlinks the file as it lets go: a lock taken on a file no longer at ``path`` holds
+    nothing (a newer locker may have created and locked another), so it is let go and taken again.
+    """
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # before anything starts: one line, exit 2
+            raise RunnerError(f"{folder}: cannot write here ({exc.strerror or exc})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = path.read_text().strip() or "another process"
+            os.close(fd)
+            try:
+                holder = path.read_text().strip()
+            except OSError:  # let go and unlinked meanwhile: still in use a moment ago
+                holder = ""
             raise FolderLocked(
-                f"{folder} is in use by {what} ({holder}); wait for it or use another folder"
+                f"{folder} is in use by {what} ({holder or 'another process'}); "
+                "wait for it or use another folder"
             ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            held = os.fstat(fd)
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        if current is not None and (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
+            return fd
+        os.close(fd)
+
+
+@contextmanager
+def _exclusive(path: Path, folder: Path, what: str) -> Iterator[None]:
+    fd = _open_locked(path, folder, what)
+    try:
         with contextlib.suppress(OSError):  # who holds it is only information (a full disk)
             os.ftruncate(fd, 0)
             os.write(fd, f"pid {os.getpid()}: {' '.join(sys.argv[:2])}".encode())
         yield
     finally:
+        # Unlinked while still locked, so it is this holder's file that goes; a locker that
+        # opened it meanwhile finds it no longer at the path and takes the lock again.
+        with contextlib.suppress(OSError):
+            path.unlink()
         os.close(fd)
 
 

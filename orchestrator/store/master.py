@@ -50,7 +50,7 @@ COLUMNS = AI_ENERGY_SCORE_COLUMNS + EXTRA_COLUMNS
 CORRUPT = "corrupt_result"
 # A cache made for other columns, other schemas, another layout or another version is not used.
 CACHE_KEY = (
-    f"{contract.VERSION} report {contract.SCHEMA_VERSION} record {RECORD_SCHEMA} rows 2: "
+    f"{contract.VERSION} report {contract.SCHEMA_VERSION} record {RECORD_SCHEMA} rows 3: "
     + ",".join(COLUMNS)
 )
 STAMP_SIZE = 8  # identity, size, modification and change time of the record, then the report
@@ -62,7 +62,7 @@ _ENERGY_COLUMNS = tuple(k for k in contract.ENERGY_KEYS if k in COLUMNS)
 
 def _record_columns(record: RunRecord) -> dict[str, Any]:
     return {
-        "model_name": record.model_id,
+        "model_name": record.model_name or record.model_id,
         "model_class": record.model_class,
         "task": record.task,
         "reasoning_state": record.reasoning_state,

@@ -39,6 +39,7 @@ class RunRecord:
     task: str
     reasoning_state: str
     status: Status
+    model_name: str = ""  # the model as results show it (a local folder as the CSV wrote it)
     cause: str = ""
     error_message: str = ""
     runner: str = ""

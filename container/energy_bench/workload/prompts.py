@@ -9,13 +9,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from energy_bench import contract
 from energy_bench.config import ScenarioConfig
 from energy_bench.errors import BenchConfigError
 
 log = logging.getLogger(__name__)
 
-BUNDLED = Path(__file__).resolve().parent / "data" / "bundled_prompts.jsonl"
+BUNDLED = contract.BUNDLED_PROMPTS_FILE
 BUNDLED_NAME = "bundled"
+
+
+class HubUnreadable(Exception):
+    """The Hub dataset cannot be read here: the package that reads it is missing, or offline."""
 
 
 @dataclass(frozen=True)
@@ -62,17 +67,40 @@ def _read_file(path: Path, column: str) -> list[str]:
 
 
 def _read_hub(name: str, split: str, column: str) -> list[str]:
-    """The Hub dataset; raises if ``datasets`` is missing, the Hub is off or unreachable."""
+    """The Hub dataset; ``HubUnreadable`` if it cannot be read here, else the loader's error."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        raise OSError("HF_HUB_OFFLINE is set")
-    import datasets  # optional: only this path needs it
+        raise HubUnreadable("HF_HUB_OFFLINE is set")
+    try:
+        import datasets  # optional: only this path needs it
+    except ModuleNotFoundError as exc:
+        if exc.name != "datasets":
+            raise
+        raise HubUnreadable("the datasets package is not installed") from None
 
     data = datasets.load_dataset(name, split=split)
     return [str(t) for t in data[column]]
 
 
+def _hub_or_bundled(scenario: ScenarioConfig) -> tuple[list[str], str]:
+    """The Hub dataset, else the bundled set.
+
+    The default config names the Hub dataset, which an installation without its reader, or one
+    kept offline, cannot read: such a run takes the bundled set quietly (its report names the
+    source). A run that named the dataset itself, or that the Hub failed, is told why.
+    """
+    name = scenario.dataset_name
+    try:
+        return _read_hub(name, scenario.dataset_split, scenario.text_column_name), f"hub:{name}"
+    except Exception as exc:
+        if isinstance(exc, HubUnreadable) and "scenario.dataset_name" not in scenario.given:
+            log.info("the Hub dataset %s is not read here; using the bundled prompt set", name)
+        else:
+            log.warning("Hub dataset %s unavailable (%s); using the bundled prompt set", name, exc)
+    return _read_jsonl(BUNDLED, "text"), BUNDLED_NAME
+
+
 def load_prompts(scenario: ScenarioConfig) -> PromptSet:
-    """The first ``num_samples`` prompts of the configured dataset (fewer if it is shorter)."""
+    """The first ``num_samples`` prompts of the configured dataset (all of it if it is shorter)."""
     name = scenario.dataset_name
     column = scenario.text_column_name
     path = Path(name).expanduser()
@@ -83,14 +111,11 @@ def load_prompts(scenario: ScenarioConfig) -> PromptSet:
     elif name.endswith((".csv", ".jsonl", ".txt")) or name.startswith(("/", "./", "../")):
         raise BenchConfigError(f"scenario.dataset_name={name!r}: file not found")
     else:
-        try:
-            texts, source = _read_hub(name, scenario.dataset_split, column), f"hub:{name}"
-        except Exception as exc:
-            log.warning("Hub dataset %s unavailable (%s); using the bundled prompt set", name, exc)
-            texts, source = _read_jsonl(BUNDLED, "text"), BUNDLED_NAME
+        texts, source = _hub_or_bundled(scenario)
     if not texts:
         raise BenchConfigError(f"{source}: no prompts")
-    if scenario.num_samples > len(texts):
+    # The default count takes a shorter set whole; only a count asked for is worth a warning.
+    if scenario.num_samples > len(texts) and "scenario.num_samples" in scenario.given:
         log.warning(
             "scenario.num_samples=%d but %s has %d prompts: running %d",
             scenario.num_samples,
