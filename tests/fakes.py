@@ -106,6 +106,7 @@ class FakeBackend:
 
     applied_reasoning = None
     generation_path = contract.GENERATION_EAGER
+    parameters = 1_000_000
     prompt_tokens = 5
 
     def __init__(self) -> None:

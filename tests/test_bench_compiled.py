@@ -128,7 +128,7 @@ def run(*overrides: str):
             *overrides,
         ],
     )
-    data = run_benchmark(cfg, source_factory=lambda _: EstimateSource())
+    data = run_benchmark(cfg, source_factory=lambda _, n: EstimateSource(n))
     return data, build_report(data)
 
 

@@ -57,7 +57,7 @@ def offline(monkeypatch):
 def completion_counts(*overrides: str) -> list[int]:
     """Completion tokens of every prompt of one measured pass of the EOS model."""
     cfg = load_config("text_generation", [*FAST, *overrides])
-    data = run_benchmark(cfg, source_factory=lambda _: EstimateSource())
+    data = run_benchmark(cfg, source_factory=lambda _, n: EstimateSource(n))
     (measured,) = data.passes
     assert all(r.ok for r in measured.records)
     return [r.completion_tokens for r in measured.records]

@@ -300,13 +300,14 @@ def test_a_failing_sampler_stops_alone_and_the_counters_keep_measuring(caplog):
 
 
 def test_no_gpu_gives_a_labelled_estimate_never_zero():
-    source = open_source([])
+    source = open_source([], 1_000_000)
     assert source.name in ("rapl", "estimate")
     if source.name == "estimate":
         assert "estimate" in source.devices[0].name
     meter = EnergyMeter(source, sample_hz=20)
     try:
         with meter.window("busy") as w:
+            source.add_work(500)  # what the estimate counts; RAPL counts the loop below
             end = time.process_time() + 0.2
             while time.process_time() < end:
                 pass
@@ -316,13 +317,17 @@ def test_no_gpu_gives_a_labelled_estimate_never_zero():
     assert w.measurement.energy_j > 0
 
 
-def test_estimate_scales_with_cpu_time():
-    source = EstimateSource(watts_per_core=20.0)
-    before = source.read_j()[0]
+def test_the_estimate_counts_work_done_not_time_spent():
+    source = EstimateSource(parameters=3_000_000)
+    assert "3,000,000 parameters" in source.devices[0].name
     end = time.process_time() + 0.1
-    while time.process_time() < end:
+    while time.process_time() < end:  # busy, but no work reported: nothing counted
         pass
-    assert source.read_j()[0] - before == pytest.approx(20.0 * 0.1, rel=0.3)
+    assert source.read_j() == [0.0]
+    source.add_work(100)  # 2 x 3e6 parameters x 100 tokens x 1e-9 J per FLOP
+    assert source.read_j()[0] == pytest.approx(0.6, rel=1e-12)
+    source.add_work(50)
+    assert source.read_j()[0] == pytest.approx(0.9, rel=1e-12)
 
 
 def test_spread():

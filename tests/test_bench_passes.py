@@ -42,6 +42,9 @@ class WorkDevice:
     def gpu_pids(self) -> set[int] | None:
         return None
 
+    def add_work(self, tokens: int) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -84,7 +87,7 @@ def run(fail_calls: set[int] = frozenset(), **settings: object) -> tuple[RunData
     device = WorkDevice()
     backend = WorkBackend(device, fail_calls)
     data = run_benchmark(
-        config, backend_factory=lambda *_: backend, source_factory=lambda _: device
+        config, backend_factory=lambda *_: backend, source_factory=lambda *_: device
     )
     return data, backend
 

@@ -257,6 +257,9 @@ class BreakingSource:
     def gpu_pids(self) -> set[int] | None:
         return None
 
+    def add_work(self, tokens: int) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -295,7 +298,7 @@ def test_a_sampler_that_breaks_mid_run_stops_alone_and_the_counters_measure_on(c
         data = run_benchmark(
             cfg,
             backend_factory=lambda *_: CountingBackend(source),
-            source_factory=lambda _: source,
+            source_factory=lambda *_: source,
         )
     # Every window still has its energy, from the counters, to the joule.
     assert [w.energy_j for w in data.warmups] == [JOULES_PER_BATCH]

@@ -415,6 +415,33 @@ def test_named_runners_are_taken_as_asked(engine):
         make_runner("docker", "img:1")
 
 
+def test_a_host_installed_for_docker_only_refuses_local_runs_before_anything_runs(
+    engine, monkeypatch
+):
+    from importlib import metadata
+
+    from orchestrator.execution.runners.choice import make_runner
+
+    real = metadata.version
+
+    def without_torch(package: str) -> str:  # `pip install -e .`: no benchmark libraries
+        if package in ("torch", "accelerate"):
+            raise metadata.PackageNotFoundError(package)
+        return real(package)
+
+    monkeypatch.setattr(metadata, "version", without_torch)
+    state, _ = engine
+    assert isinstance(make_runner("auto", "img:1"), FakeDocker)  # Docker needs none of them
+    for name, answers, has_image in (("local", True, True), ("auto", False, False),
+                                     ("auto", True, False)):  # fmt: skip
+        state["answers"], state["has_image"] = answers, has_image
+        with pytest.raises(RunnerError) as refused:
+            make_runner(name, "img:1")
+        message = str(refused.value)
+        assert "lacks the benchmark's torch, accelerate" in message
+        assert "requirements-cpu.txt" in message and "build-image" in message
+
+
 # --- 5. settings from the environment and .env ------------------------------------------------
 
 

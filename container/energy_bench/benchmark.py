@@ -81,6 +81,7 @@ class RunData:
 
 def _run_pass(
     backend: InferenceBackend,
+    source: EnergySource,
     batches: Sequence[Batch],
     repeat: int,
     max_new_tokens: int | None = None,
@@ -108,6 +109,7 @@ def _run_pass(
                 ) from exc
             continue
         failures_in_a_row = 0
+        source.add_work(sum(gen.prompt_tokens) + sum(gen.completion_tokens))
         records += [
             PromptRecord(repeat, i, number, p, c, gen.latency_s, gen.ttft_s, True)
             for i, p, c in zip(batch.indices, gen.prompt_tokens, gen.completion_tokens, strict=True)
@@ -116,7 +118,11 @@ def _run_pass(
 
 
 def _warm_up(
-    backend: InferenceBackend, meter: EnergyMeter, batches: Sequence[Batch], config: BenchConfig
+    backend: InferenceBackend,
+    source: EnergySource,
+    meter: EnergyMeter,
+    batches: Sequence[Batch],
+    config: BenchConfig,
 ) -> list[Measurement]:
     """Unmeasured work before the measured passes; its windows are kept for the record.
 
@@ -129,12 +135,13 @@ def _warm_up(
     backend.seed(s.seed)
     if s.warmup_pass:
         with meter.window("warmup_pass") as warm:
-            _run_pass(backend, batches, repeat=-1)
+            _run_pass(backend, source, batches, repeat=-1)
         windows.append(warm.measurement)  # type: ignore[arg-type]
         return windows
     for i in range(s.warmup_runs):
         with meter.window(f"warmup_{i}") as warm:
-            backend.generate(batches[i % len(batches)])
+            gen = backend.generate(batches[i % len(batches)])
+            source.add_work(sum(gen.prompt_tokens) + sum(gen.completion_tokens))
         windows.append(warm.measurement)  # type: ignore[arg-type]
     return windows
 
@@ -143,7 +150,7 @@ def run_benchmark(
     config: BenchConfig,
     *,
     backend_factory: Callable[..., InferenceBackend] = PyTorchBackend,
-    source_factory: Callable[[Sequence[str]], EnergySource] = open_source,
+    source_factory: Callable[[Sequence[str], int], EnergySource] = open_source,
 ) -> RunData:
     """Run the whole benchmark; returns every measurement (raises on load or abort)."""
     wall = time.perf_counter()
@@ -153,27 +160,29 @@ def run_benchmark(
     log.info("%d prompts from %s", len(prompts.texts), prompts.source)
     backend = backend_factory(config.backend, s)
     backend.load()
-    source = source_factory(backend.device_uuids)
+    source = source_factory(backend.device_uuids, backend.parameters)
     data = RunData(config, prompts, started, backend, source)
     meter = EnergyMeter(source, synchronize=backend.synchronize, sample_hz=config.energy.sample_hz)
     try:
         with meter.window("preprocess") as pre:
             batches = backend.prepare(prompts.texts)
         data.preprocess = pre.measurement
-        data.idle = meter.measure_idle(config.energy.idle_seconds)
+        # An estimate counts work only: its idle power is zero by construction, not measured.
+        idle_s = 0.0 if source.name == "estimate" else config.energy.idle_seconds
+        data.idle = meter.measure_idle(idle_s)
         if backend.generation_path == GENERATION_COMPILED:
             with meter.window("compile") as compiling:
                 backend.compile(batches)
             data.compile = compiling.measurement
-        data.warmups = _warm_up(backend, meter, batches, config)
+        data.warmups = _warm_up(backend, source, meter, batches, config)
         for r in range(s.repeats):
             built = backend.graphs_built()
             backend.seed(s.seed)
             with meter.window(f"repeat_{r}") as measured:
-                records = _run_pass(backend, batches, r)
+                records = _run_pass(backend, source, batches, r)
             backend.seed(s.seed)
             with meter.window(f"prefill_{r}") as prefill:
-                prefill_records = _run_pass(backend, batches, r, max_new_tokens=1)
+                prefill_records = _run_pass(backend, source, batches, r, max_new_tokens=1)
             assert measured.measurement is not None
             data.passes.append(
                 PassResult(

@@ -83,7 +83,10 @@ def _pin_cpus() -> list[int]:
     """Keep to the cores the sweep gave this run (``contract.CPUS_ENV``), with a thread each.
 
     Runs on different GPUs of one host then never share a core. Called before torch is
-    imported, so its thread pools are sized by the variables set here.
+    imported, so its thread pools are sized by the variables set here. Threads that wait for
+    each other sleep rather than spin (``OMP_WAIT_POLICY=PASSIVE``, unless set): on a 2-core
+    host with another busy process, spinning threads made a CPU pass 7 times slower
+    (docs/BENCHMARKS.md).
     """
     text = os.environ.get(contract.CPUS_ENV, "")
     try:
@@ -98,6 +101,7 @@ def _pin_cpus() -> list[int]:
     if wanted:  # one thread per core the run really got
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[name] = str(len(cpus))
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return cpus
 
 
@@ -157,7 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             lifecycle.watch_heartbeat(results, limit)
         log.info("model %s -> %s (config %s)", cfg.backend.model, results, cfg.config_hash)
         data = run_benchmark(cfg)
-        data.provenance = _provenance(data) | {"cpus": cpus}
+        data.provenance = _provenance(data) | {
+            "cpus": cpus,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        }
         write_measurement_files(results, data)
         report = build_report(data)
         write_report_files(results, report)

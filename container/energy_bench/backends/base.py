@@ -48,6 +48,7 @@ class InferenceBackend(Protocol):
 
     device_uuids: list[str]
     applied_reasoning: AppliedReasoning | None
+    parameters: int  # the model's, once loaded (0 before)
 
     @property
     def generation_path(self) -> str: ...

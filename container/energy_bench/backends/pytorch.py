@@ -68,6 +68,7 @@ class PyTorchBackend:
         self.tokenizer: Any = None
         self.applied_reasoning: rendering.AppliedReasoning | None = None
         self.load_duration_s = 0.0
+        self.parameters = 0
         self.devices = self._devices()
         self.device_uuids = [self._uuid(d) for d in self.devices if d.type == "cuda"]
         self.generation = compilation.GenerationRecord(
@@ -144,6 +145,7 @@ class PyTorchBackend:
         except (OSError, ValueError, KeyError) as exc:
             raise _hub_error(exc, model_id) from exc
         self.model.eval()
+        self.parameters = sum(p.numel() for p in self.model.parameters())
         tok = self.tokenizer
         tok.padding_side = "left"
         if tok.pad_token_id is None:
@@ -355,7 +357,6 @@ class PyTorchBackend:
         import transformers
 
         torch = self._torch
-        params = sum(p.numel() for p in self.model.parameters()) if self.model is not None else 0
         return {
             "backend": "pytorch",
             "generation": self.generation.to_dict(),
@@ -367,7 +368,7 @@ class PyTorchBackend:
                 torch.cuda.get_device_name(d) if d.type == "cuda" else "cpu" for d in self.devices
             ],
             "dtype": str(getattr(self.model, "dtype", self.cfg.torch_dtype)),
-            "parameters": params,
+            "parameters": self.parameters,
             "attn_implementation": getattr(
                 getattr(self.model, "config", None), "_attn_implementation", None
             ),

@@ -22,9 +22,10 @@ log = logging.getLogger(__name__)
 
 SourceName = Literal["nvml", "rapl", "estimate"]
 RAPL_ROOT = Path("/sys/class/powercap")
-# The CPU estimate: watts drawn per fully busy core. A coarse, documented assumption (a typical
-# server core under load), used only where no counter can be read, and always labelled.
-ESTIMATE_WATTS_PER_CORE = 10.0
+# The estimate where no counter can be read: joules per floating-point operation of the model's
+# forward passes. A coarse, documented assumption (a CPU core drawing about 10 W while it does
+# about 10 GFLOP/s of inference work), used only there, and always labelled.
+ESTIMATE_J_PER_FLOP = 1e-9
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,13 @@ class EnergySource(Protocol):
         """Processes using the measured GPUs (none without GPUs; None if they cannot be listed)."""
         ...
 
+    def add_work(self, tokens: int) -> None:
+        """The model processed ``tokens`` more tokens, prompt and generated.
+
+        Only an estimate counts them; a measuring source ignores them.
+        """
+        ...
+
     def close(self) -> None: ...
 
 
@@ -77,6 +85,9 @@ class NvmlSource:
 
     def gpu_pids(self) -> set[int] | None:
         return self._nvml.compute_pids()
+
+    def add_work(self, tokens: int) -> None:
+        pass
 
     def driver(self) -> dict[str, str]:
         return self._nvml.driver()
@@ -120,6 +131,9 @@ class _HostCounters:
     def gpu_pids(self) -> set[int]:
         return set()
 
+    def add_work(self, tokens: int) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -162,31 +176,51 @@ class RaplSource(_HostCounters):
 
 
 class EstimateSource(_HostCounters):
-    """Not a measurement: process CPU time x an assumed power per busy core."""
+    """Not a measurement: the work done, 2 x parameters per token processed, x joules per FLOP.
+
+    Its counter moves only when the benchmark reports work (``add_work``), so the same run gives
+    the same figure on an idle or a busy machine, and estimates of different runs can be ranked.
+    It does not see what the work cost on this machine: a padded batch, a slow core, attention
+    over long contexts.
+    """
 
     name: SourceName = "estimate"
     counter_update_s = 0.01
 
-    def __init__(self, watts_per_core: float = ESTIMATE_WATTS_PER_CORE) -> None:
-        self.watts_per_core = watts_per_core
-        self.devices = [DeviceInfo("cpu", f"cpu estimate ({watts_per_core:g} W per busy core)")]
+    def __init__(self, parameters: int, j_per_flop: float = ESTIMATE_J_PER_FLOP) -> None:
+        self.j_per_token = 2 * parameters * j_per_flop
+        self.devices = [
+            DeviceInfo(
+                "cpu",
+                f"work estimate (2 x {parameters:,} parameters x tokens x {j_per_flop:g} J/FLOP)",
+            )
+        ]
         self._power = _DerivedPower()
+        self._joules = 0.0
+
+    def add_work(self, tokens: int) -> None:
+        self._joules += tokens * self.j_per_token
 
     def read_j(self) -> list[float]:
-        return [time.process_time() * self.watts_per_core]
+        return [self._joules]
 
 
-def open_source(gpu_uuids: Sequence[str]) -> EnergySource:
-    """NVML for the given GPUs; with no GPUs, RAPL where readable, else the labelled estimate."""
+def open_source(gpu_uuids: Sequence[str], parameters: int) -> EnergySource:
+    """NVML for the given GPUs; with no GPUs, RAPL where readable, else the labelled estimate.
+
+    ``parameters`` (the model's) sizes the estimate.
+    """
     if gpu_uuids:
         return NvmlSource(gpu_uuids)
     if os.access(RAPL_ROOT, os.R_OK):
         try:
             return RaplSource()
         except (EnergyUnavailable, OSError) as exc:
-            log.info("RAPL not usable (%s); falling back to the CPU-time estimate", exc)
+            log.info("RAPL not usable (%s); falling back to the work estimate", exc)
     log.warning(
-        "no GPU and no RAPL counter: energy is an ESTIMATE (CPU time x %g W per busy core)",
-        ESTIMATE_WATTS_PER_CORE,
+        "no GPU and no RAPL counter: energy is an ESTIMATE "
+        "(2 x %d parameters x tokens processed x %g J per FLOP)",
+        parameters,
+        ESTIMATE_J_PER_FLOP,
     )
-    return EstimateSource()
+    return EstimateSource(parameters)

@@ -7,17 +7,29 @@ from typing import Literal
 
 from orchestrator.errors import RunnerError
 from orchestrator.execution.runners.base import Runner
-from orchestrator.execution.runners.local import LocalRunner
+from orchestrator.execution.runners.local import LocalRunner, missing_libraries
 
 log = logging.getLogger(__name__)
 
 RunnerName = Literal["auto", "docker", "local"]
 
 
+def _local(why: str) -> LocalRunner:
+    """The local runner, when this interpreter can run the benchmark (else a one-line error)."""
+    missing = missing_libraries()
+    if missing:
+        raise RunnerError(
+            f"{why}, and this Python lacks the benchmark's {', '.join(missing)}: install "
+            "requirements-cpu.txt for a machine without GPU (README, 'Set up and run'), or "
+            "start Docker and build the image (python batch_runner.py build-image)"
+        )
+    return LocalRunner()
+
+
 def make_runner(name: RunnerName, image: str) -> Runner:
     """The runner for ``name``. ``auto`` takes docker when an engine answers and has the image."""
     if name == "local":
-        return LocalRunner()
+        return _local("--runner local runs the benchmark in this Python")
     # The Docker SDK loads only where Docker may be used: a local-only host needs none of it.
     from orchestrator.execution.runners.docker import DockerRunner, engine_answers
 
@@ -27,13 +39,14 @@ def make_runner(name: RunnerName, image: str) -> Runner:
         return DockerRunner()
     if not engine_answers():
         log.info("runner auto: no Docker engine answers; running locally")
-        return LocalRunner()
+        return _local("runner auto: no Docker engine answers, so runs would be local")
     from orchestrator.execution.runners.image import image_exists
 
     if not image_exists(image):
+        runner = _local(f"runner auto: the image {image} is not built, so runs would be local")
         log.warning(
             "runner auto: image %s not built (python batch_runner.py build-image); running locally",
             image,
         )
-        return LocalRunner()
+        return runner
     return DockerRunner()

@@ -148,6 +148,23 @@ class LocalRunner:
         return RunOutcome(outcome.cause, outcome.exit_code, duration, outcome.message)
 
 
+BENCHMARK_LIBRARIES = ("torch", "transformers", "accelerate")
+
+
+def missing_libraries() -> list[str]:
+    """The benchmark's libraries this interpreter lacks (their metadata is read, none imported).
+
+    A host installed for Docker only (``pip install -e .``) has none of them.
+    """
+    missing = []
+    for package in BENCHMARK_LIBRARIES:
+        try:
+            metadata.version(package)
+        except metadata.PackageNotFoundError:
+            missing.append(package)
+    return missing
+
+
 def package_digest() -> str:
     """A digest of the benchmark package (code, configs, prompts) and its libraries' versions.
 
