@@ -85,8 +85,8 @@ def _pin_cpus() -> list[int]:
     Runs on different GPUs of one host then never share a core. Called before torch is
     imported, so its thread pools are sized by the variables set here. Threads that wait for
     each other sleep rather than spin (``OMP_WAIT_POLICY=PASSIVE``, unless set): on a 2-core
-    host with another busy process, spinning threads made a CPU pass 7 times slower
-    (docs/BENCHMARKS.md).
+    host with another busy process, spinning threads made the tiny model's generation about 4
+    times slower; sleeping ones cost about 1.4 times on idle cores (docs/BENCHMARKS.md).
     """
     text = os.environ.get(contract.CPUS_ENV, "")
     try:
