@@ -603,6 +603,24 @@ def test_common_values_that_cannot_work_stop_sweeps_and_runs(tmp_path, capsys, c
     assert says in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("words", "says"),
+    [
+        (["backend.bogus=1"], "unknown config key 'backend.bogus'"),
+        (["scenario.batch_size=abc"], "scenario.batch_size"),
+        (["foo"], "override 'foo' is not of the form key=value"),
+    ],
+)
+def test_the_dry_run_refuses_what_the_sweep_would_refuse(tmp_path, capsys, words, says):
+    from orchestrator.commands.cli import main
+
+    argv = ["--csv", "examples/demo_models.csv", "--output-dir", str(tmp_path), "--runner", "local"]
+    assert main([*argv, "--dry-run", *words]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+    assert not (tmp_path / "individual_runs").exists()
+
+
 def test_a_single_run_is_refused_while_a_sweep_holds_the_folder(tmp_path, capsys):
     from orchestrator.commands.cli import main
 

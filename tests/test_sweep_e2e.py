@@ -213,6 +213,7 @@ def test_ctrl_c_lock_and_resume(tmp_path, docker_image, no_leftover_containers):
 
 @pytest.mark.slow
 def test_readme_cpu_default_sweep(tmp_path):
+    """The README's demo on 20 prompts a run (.ci/run runs the README's command as written)."""
     out = tmp_path / "demo"
     result = subprocess.run(
         [
@@ -222,6 +223,8 @@ def test_readme_cpu_default_sweep(tmp_path):
             "examples/demo_models.csv",
             "--output-dir",
             str(out),
+            "-n",
+            "20",
         ],
         cwd=ROOT,
         capture_output=True,
