@@ -14,4 +14,7 @@ pattern = rf"<!-- ci: {re.escape(name)} -->\n```bash\n(.*?)```"
 found = re.findall(pattern, readme.read_text(), flags=re.DOTALL)
 if len(found) != 1:
     sys.exit(f"{readme}: {len(found)} blocks marked 'ci: {name}', need exactly one")
-print(found[0].strip())
+command = found[0].strip()
+if "\n" in command:  # run by eval, a block of several lines would report only its last
+    sys.exit(f"{readme}: the block marked 'ci: {name}' has several lines; CI needs one")
+print(command)

@@ -78,6 +78,23 @@ def test_a_run_that_processes_more_tokens_costs_more_in_proportion():
         )
 
 
+def test_a_pass_of_one_batch_is_never_flagged_by_a_trace_made_from_its_own_counter():
+    """The estimate's trace is the slope of its counter, which moves once per batch: comparing
+    the two proves nothing, and a pass of few batches would be flagged (unrated) at random."""
+    data = estimated(
+        "scenario.num_samples=2",
+        "scenario.batch_size=2",
+        "scenario.generate_kwargs.max_new_tokens=200",
+        "scenario.generate_kwargs.min_new_tokens=200",
+        "energy.sample_hz=50",
+    )
+    (measured,) = data.passes
+    window = measured.measurement
+    assert len(measured.records) == 2 and window.energy_j > 0
+    assert window.trace_samples >= 5  # a trace there was, spanning the batch
+    assert window.trace_deviation is None and not window.trace_mismatch
+
+
 def test_an_estimate_spends_no_time_on_an_idle_baseline():
     cfg = load_config("text_generation", [*QUICK, "energy.idle_seconds=30"])
     data = run_benchmark(cfg, source_factory=lambda _, n: EstimateSource(n))

@@ -29,6 +29,7 @@ class Devices:
     """Scripted GPUs and the clock they share: power per device, counters, resets, processes."""
 
     name = "nvml"
+    trace_checks_counter = True  # power read apart from the counters, as NVML's
 
     def __init__(self, watts: list[float], counter_update_s: float = 0.25, base_j: float = 1e6):
         self.t = 0.0

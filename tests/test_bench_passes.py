@@ -42,6 +42,8 @@ class WorkDevice:
     def gpu_pids(self) -> set[int] | None:
         return None
 
+    trace_checks_counter = True
+
     def add_work(self, tokens: int) -> None:
         pass
 

@@ -125,8 +125,10 @@ def test_energy_figures_are_consistent_and_labelled(off_run):
     assert len(e["repeats"]) == 2 and e["repeat_energy_cv"] >= 0
     assert e["prefill_wh"] + e["decode_wh"] == pytest.approx(e["gpu_energy_wh"])
     assert [w["name"] for w in e["warmup_windows"]] == ["warmup_pass"]
-    # An estimate counts work: no idle baseline is measured (its idle power is zero by design).
-    assert e["idle_baseline"] is None and e["idle_power_w"] is None
+    # An estimate counts work: no idle baseline is measured, its idle power is zero by design.
+    assert e["idle_baseline"] is None and e["idle_power_w"] == 0.0
+    assert e["energy_above_idle_wh"] == pytest.approx(e["gpu_energy_wh"])
+    assert [d["idle_power_w"] for d in e["gpus"]] == [0.0]
     assert (off_run / "GPU_ENERGY_WH.txt").read_text() == f"{e['gpu_energy_wh']:.2f}\n"
     summary = json.loads((off_run / "GPU_ENERGY_SUMMARY.json").read_text())
     assert summary["units"] == "Wh" and summary["total"] == e["gpu_energy_wh"]

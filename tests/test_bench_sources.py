@@ -257,6 +257,8 @@ class BreakingSource:
     def gpu_pids(self) -> set[int] | None:
         return None
 
+    trace_checks_counter = True
+
     def add_work(self, tokens: int) -> None:
         pass
 

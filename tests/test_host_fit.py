@@ -36,7 +36,7 @@ CONFIGS = read_models_csv(ROOT / "models.csv") + read_models_csv(
 )
 QWEN_235B = "needs ~438 GiB for 235B bf16 weights"  # 235e9 x 2 bytes
 NEMOTRON_49B = "needs ~91 GiB for 49B bf16 weights"
-NO_GPUS = "needs 2 GPUs; this host has none"
+NO_GPUS = "needs 2 GPUs; this host has none (--class-c-gpus 1 runs it on the CPU)"
 
 
 @pytest.fixture(autouse=True)

@@ -483,6 +483,21 @@ def test_a_lock_leaves_no_file_behind(tmp_path, ends):
     assert not out_lock.exists() and not report.lock.exists()
 
 
+def test_a_holder_whose_file_was_deleted_leaves_a_newer_holders_file_alone(tmp_path):
+    from orchestrator.store.paths import OutputLayout
+
+    path = OutputLayout(tmp_path).lock
+    with output_lock(tmp_path):
+        path.unlink()  # deleted by hand while held: the folder looks free
+        newer = contextlib.ExitStack()
+        newer.enter_context(output_lock(tmp_path))  # a second sweep takes a new file
+    with newer:  # the first has let go: the second's file is still there, still held
+        assert path.is_file()
+        with pytest.raises(RunnerError, match="in use by another sweep"), output_lock(tmp_path):
+            pass
+    assert not path.exists()
+
+
 def test_a_lock_file_replaced_before_it_was_locked_is_not_held(tmp_path, monkeypatch):
     """The holder unlinks its file as it lets go, and a third locker creates a new one: a locker
     that opened the old file in between must not hold it beside the third (two writers)."""

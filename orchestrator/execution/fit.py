@@ -38,7 +38,7 @@ def misfit(plan: RunPlan, slots: Sequence[Slot], *, hf_home: Path | None = None)
         if size is not None and size.size_bytes > memory[0]:
             return f"needs {size}; {memory[1]}"
     if not on_gpus and need > 1:
-        return f"needs {need} GPUs; this host has none"
+        return f"needs {need} GPUs; this host has none (--class-c-gpus 1 runs it on the CPU)"
     return ""
 
 

@@ -51,13 +51,16 @@ def _open_locked(path: Path, folder: Path, what: str) -> int:
             os.close(fd)
             raise
         try:
-            held = os.fstat(fd)
-            current = os.stat(path)
+            same = _same_file(os.fstat(fd), os.stat(path))
         except FileNotFoundError:
-            current = None
-        if current is not None and (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
+            same = False
+        if same:
             return fd
         os.close(fd)
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 @contextmanager
@@ -69,10 +72,13 @@ def _exclusive(path: Path, folder: Path, what: str) -> Iterator[None]:
             os.write(fd, f"pid {os.getpid()}: {' '.join(sys.argv[:2])}".encode())
         yield
     finally:
-        # Unlinked while still locked, so it is this holder's file that goes; a locker that
-        # opened it meanwhile finds it no longer at the path and takes the lock again.
+        # Unlinked while still locked, so it is this holder's file that goes (and only if the
+        # path still names it: never a newer holder's); a locker that opened it meanwhile finds
+        # it no longer at the path and takes the lock again. Local file systems: over NFS the
+        # path's identity may be stale.
         with contextlib.suppress(OSError):
-            path.unlink()
+            if _same_file(os.fstat(fd), os.stat(path)):
+                path.unlink()
         os.close(fd)
 
 

@@ -228,8 +228,9 @@ class EnergyMeter:
         if reset and trace_j is not None:  # the trace stands in for the counters, GPU by GPU
             deltas = [t if t is not None else 0.0 for t in device_trace]
             energy = trace_j
+        checked = self.source.trace_checks_counter and not reset
         per_device = tuple(
-            (t - d) / d if t is not None and d > 0 and not reset else None
+            (t - d) / d if checked and t is not None and d > 0 else None
             for t, d in zip(device_trace, deltas, strict=True)
         )
         known = [x for x in per_device if x is not None]

@@ -45,6 +45,8 @@ class EnergySource(Protocol):
     name: SourceName
     devices: list[DeviceInfo]
     counter_update_s: float
+    # Whether its power trace is read apart from its counter, so that the one checks the other.
+    trace_checks_counter: bool
 
     def read_j(self) -> list[float]: ...
 
@@ -69,6 +71,7 @@ class NvmlSource:
 
     name: SourceName = "nvml"
     counter_update_s = 0.1
+    trace_checks_counter = True  # power fields, read apart from the energy counter
 
     def __init__(self, uuids: Sequence[str]) -> None:
         self._nvml = Nvml(uuids)
@@ -117,10 +120,12 @@ class _DerivedPower:
 class _HostCounters:
     """What the sources without GPUs share.
 
-    Power is the slope of their own counter, and no GPU process can disturb them.
+    Power is the slope of their own counter (so the trace cannot check the counter), and no GPU
+    process can disturb them.
     """
 
     _power: _DerivedPower
+    trace_checks_counter = False
 
     def read_j(self) -> list[float]:
         raise NotImplementedError

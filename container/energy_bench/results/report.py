@@ -69,7 +69,6 @@ def _pass_figures(p: PassResult, idle_power_w: float | None) -> dict[str, Any]:
 
 def _per_device(data: RunData, passes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each measured device on its own: energy per pass (mean), idle power, worst trace check."""
-    idle = data.idle
     out = []
     for i, device in enumerate(data.source.devices):
         energies = [p["device_energy_j"][i] for p in passes]
@@ -83,13 +82,19 @@ def _per_device(data: RunData, passes: list[dict[str, Any]]) -> list[dict[str, A
                 **device.__dict__,
                 "energy_j": statistics.fmean(energies) if energies else None,
                 "pass_energy_j": energies,
-                "idle_power_w": idle.device_energy_j[i] / idle.duration_s
-                if idle is not None and idle.duration_s > 0
-                else None,
+                "idle_power_w": _idle_power(data, i),
                 "trace_deviation_max": max(deviations, key=abs) if deviations else None,
             }
         )
     return out
+
+
+def _idle_power(data: RunData, device: int) -> float | None:
+    """One device's idle power: measured, zero for the work estimate, else unknown."""
+    idle = data.idle
+    if idle is not None and idle.duration_s > 0:
+        return idle.device_energy_j[device] / idle.duration_s
+    return 0.0 if data.source.name == "estimate" else None
 
 
 def _mean(passes: list[dict[str, Any]], key: str) -> Any:
@@ -105,6 +110,8 @@ def build_report(data: RunData) -> dict[str, Any]:
     """The full report as a JSON-ready dict."""
     cfg = data.config
     idle_w = data.idle.average_power_w if data.idle is not None else None
+    if data.source.name == "estimate":  # it counts work only: idle is zero by construction
+        idle_w = 0.0
     passes = [_pass_figures(p, idle_w) for p in data.passes]
     energy_j = _mean(passes, "energy_j") or 0.0
     successful = min((p["successful_prompts"] for p in passes), default=0)
