@@ -59,7 +59,7 @@ class ContainerWatch:
 
     def _loop(self):
         while not self._stop.wait(0.3):
-            running = self.client.containers.list(filters={"label": LABEL_MANAGED})
+            running = self.client.containers.list(sparse=True, filters={"label": LABEL_MANAGED})
             self.peak = max(self.peak, len(running))
 
     def __enter__(self):
