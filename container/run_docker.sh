@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # One benchmark run, as the run_docker.sh of the AI Energy Score scripts took it:
 #   ./run_docker.sh -n 100 --config-name text_generation backend.model=openai/gpt-oss-20b [key=value ...]
-# It calls `python batch_runner.py run`, which writes ./batch_results/individual_runs/<model>_<state>/.
+#   ./run_docker.sh --num-samples 1000 --config-name text_generation backend.model=openai/gpt-oss-20b
+# -n / --num-samples: prompts (20 when not given, as there); every other argument goes on to
+# `python batch_runner.py run` (options such as --runner, --output-dir, and key=value overrides),
+# which writes ./batch_results/individual_runs/<model>_<state>/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-model="" ; args=()
+model="" ; num=20 ; args=()
 while [ $# -gt 0 ]; do
     case "$1" in
-        -n|--num-prompts) args+=(-n "$2"); shift 2 ;;
+        -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -n|--num-prompts|--num-samples)
+            [ $# -ge 2 ] || { echo "run_docker.sh: $1 needs a number" >&2; exit 2; }
+            num="$2"; shift 2 ;;
+        --num-prompts=*|--num-samples=*) num="${1#*=}"; shift ;;
         --config-name)
-            [ "$2" = "text_generation" ] || { echo "run_docker.sh: only --config-name text_generation is supported" >&2; exit 2; }
+            [ "${2:-}" = "text_generation" ] || { echo "run_docker.sh: only --config-name text_generation is supported" >&2; exit 2; }
             shift 2 ;;
         --config-name=*)
             [ "${1#*=}" = "text_generation" ] || { echo "run_docker.sh: only --config-name text_generation is supported" >&2; exit 2; }
@@ -19,4 +26,4 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -n "$model" ] || { echo "run_docker.sh: backend.model=<model> is required" >&2; exit 2; }
-exec "${PYTHON:-python3}" "$here/batch_runner.py" run --model "$model" "${args[@]}"
+exec "${PYTHON:-python3}" "$here/batch_runner.py" run --model "$model" -n "$num" "${args[@]}"

@@ -126,10 +126,10 @@ def test_the_dry_run_on_a_cpu_host_skips_what_its_memory_cannot_hold(monkeypatch
     assert rows["Qwen_Qwen3-235B-A22B_On"] == f"skip: {QWEN_235B}; {memory}"
     assert rows["Qwen_Qwen3-235B-A22B_Off"] == f"skip: {QWEN_235B}; {memory}"
     assert rows["nvidia_Llama-3_3-Nemotron-Super-49B-v1_5_On"] == f"skip: {NEMOTRON_49B}; {memory}"
-    for name in ("tiny-model_Off", "tiny-model_On", "tiny-model_Off_NA"):
+    for name in ("tiny-model_Off", "tiny-model_On", "tiny-model_Off_N_A"):
         assert rows[name] == "to run"
-    assert rows["openai_gpt-oss-20b_Off_NA"] == "to run"  # ~37 GiB
-    assert rows["mistralai_Mistral-Nemo-Instruct-2407_Off_NA"] == "to run"  # no size known
+    assert rows["openai_gpt-oss-20b_Off_N_A"] == "to run"  # ~37 GiB
+    assert rows["mistralai_Mistral-Nemo-Instruct-2407_Off_N_A"] == "to run"  # no size known
     # A class C run wants several GPUs; a host without any cannot give them, whatever its size.
     assert rows["deepseek-ai_DeepSeek-R1_On"] == f"skip: {NO_GPUS}"
     assert rows["deepseek-ai_DeepSeek-R1-Distill-Qwen-32B_Off"] == f"skip: {NO_GPUS}"  # 60 GiB

@@ -175,7 +175,12 @@ BAD_INPUTS = [
     ("blank lines only", "\n\r\n  \n", None, "empty"),
     ("header only", HEADER + "\n\n", 1, "no model rows"),
     ("non-utf8", HEADER + "\n" + ROW + "\n,caf\xe9/model,1,A,text_gen,Off,\n", 3, "not UTF-8"),
-    ("duplicate rows", HEADER + "\n" + ROW + "\n" + ROW + "\n", 3, "duplicate row"),
+    (
+        "duplicate rows that differ",
+        HEADER + "\n" + ROW + "\n" + ROW.replace(",1,", ",2,") + "\n",
+        3,
+        "duplicate row: same model, task and reasoning state as line 2",
+    ),
     ("binary garbage", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", 3, "binary"),
     ("empty model", HEADER + "\n,,1,A,text_gen,Off,\n", 2, "empty model"),
     ("text row without class", HEADER + "\n" + ROW.replace(",A,", ",,"), 2, "need a class"),
@@ -199,6 +204,19 @@ def test_bad_input_names_file_line_and_value(tmp_path, name, content, line, text
     assert text in str(error)
     prefix = str(path) if line is None else f"{path}:{line}:"
     assert str(error).startswith(prefix)
+
+
+def test_an_identical_duplicate_row_is_run_once_with_a_warning(tmp_path, caplog):
+    # An older AI Energy Score CSV lists DeepSeek-R1-Distill-Llama-70B On twice, word for word.
+    row = ",https://huggingface.co/deepseek-ai/DeepSeek-R1-Distill-Llama-70B,1,C,text_gen,On,"
+    body = HEADER + "\n" + row + "\n" + ROW + "\n" + row.replace("https://huggingface.co/", "")
+    configs = read_models_csv(write(tmp_path, body + "\n"))
+    assert [(c.model_id, c.line) for c in configs] == [
+        ("deepseek-ai/DeepSeek-R1-Distill-Llama-70B", 2),
+        ("org/model", 3),
+    ]
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert f"{tmp_path / 'models.csv'}:4: the same row as line 2" in warning.getMessage()
 
 
 def test_missing_file_is_a_config_error(tmp_path):

@@ -22,8 +22,8 @@ EXPECTED_CONTROL = {
     "Qwen/Qwen3-30B-A3B": ("chat_template_kwarg", "chat_template_kwarg"),
     "Qwen/Qwen3-0.6B": ("chat_template_kwarg", "chat_template_kwarg"),
     "Qwen/Qwen3-235B-A22B": ("chat_template_kwarg", "chat_template_kwarg"),
-    "Qwen/Qwen3-Next-80B-A3B-Thinking": ("chat_template_kwarg", None),
-    "Qwen/Qwen3-Next-80B-A3B-Instruct": ("chat_template_kwarg", None),
+    "Qwen/Qwen3-Next-80B-A3B-Thinking": ("model_default", None),  # thinking only
+    "Qwen/Qwen3-Next-80B-A3B-Instruct": ("model_default", None),  # instruct only
     "deepseek-ai/DeepSeek-R1": ("think_prefix", "think_prefix"),
     "deepseek-ai/DeepSeek-R1-0528": ("think_prefix", "think_prefix"),
     "deepseek-ai/DeepSeek-R1-Distill-Llama-70B": ("think_prefix", "think_prefix"),
@@ -33,10 +33,25 @@ EXPECTED_CONTROL = {
     "nvidia/Llama-3_3-Nemotron-Super-49B-v1_5": ("system_prompt", "system_prompt"),
     "HuggingFaceTB/SmolLM3-3B": ("system_prompt", "system_prompt"),
     "microsoft/Phi-4-reasoning-plus": ("model_default", "chat_template_kwarg"),
+    "zai-org/GLM-4.6": (None, "chat_template_kwarg"),  # thinks by default; honours the switch
+    "zai-org/GLM-4.5": (None, "chat_template_kwarg"),
+    "zai-org/GLM-4.5-Air": (None, "chat_template_kwarg"),
+    "mistralai/Magistral-Small-2507": (None, "model_default"),  # always reasons
+    "MiniMaxAI/MiniMax-M1-80k": (None, "model_default"),  # always reasons
     "google/gemma-3-270m-it": ("model_default", None),
     "google/gemma-3-1b-it": ("model_default", None),
     "google/gemma-3-12b-it": ("model_default", None),
     "google/gemma-3-27b-it": ("model_default", None),
+}
+# Rows whose model has one mode only, the other one than the CSV asks: it runs in its own mode.
+ONE_MODE = {
+    "google/gemma-3-270m-it": False,
+    "google/gemma-3-1b-it": False,
+    "google/gemma-3-12b-it": False,
+    "google/gemma-3-27b-it": False,
+    "Qwen/Qwen3-Next-80B-A3B-Instruct": False,
+    "mistralai/Magistral-Small-2507": True,
+    "MiniMaxAI/MiniMax-M1-80k": True,
 }
 GPT_OSS_EFFORT = {
     ReasoningState.ON_HIGH: "high",
@@ -55,16 +70,19 @@ def test_row_resolves_as_the_spec_says(config):
     if config.task is Task.IMAGE_GEN:
         assert d.enabled is None and d.control == "none" and config.max_new_tokens is None
         return
-    on = state.value.startswith("On")
+    asked = state.value.startswith("On")
+    on = ONE_MODE.get(config.model_id, asked)
     assert d.enabled is on
-    if on:
+    assert bool(d.mismatch) is (on != asked)
+    if on != asked:  # said in the row's note, with the mode that runs
+        assert state.value in d.mismatch and ("only reasoning" if on else "without") in d.mismatch
+    if asked:  # the budget is the row's, whichever mode the model has
         assert (config.min_new_tokens, config.max_new_tokens) == (1, 8192)
         assert d.control == EXPECTED_CONTROL[config.model_id][0]
     else:
         assert config.min_new_tokens == config.max_new_tokens == 10
-        expected = EXPECTED_CONTROL.get(config.model_id, (None, None))[1]
-        if state is ReasoningState.OFF_NA and "gpt-oss" not in config.model_id:
-            expected = "none"  # the model has no reasoning mode to switch off
+        # Off is off wherever a template may have a switch; the container checks that it does.
+        expected = EXPECTED_CONTROL.get(config.model_id, (None, "chat_template_kwarg"))[1]
         assert d.control == expected
 
     if "gpt-oss" in config.model_id:

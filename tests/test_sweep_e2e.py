@@ -105,7 +105,7 @@ def test_docker_sweep_resume_force(tmp_path, docker_image, no_leftover_container
     by_name = {r["run_name"]: r for r in rows}
     assert len(rows) == 5 and len(by_name) == 5
     assert {
-        by_name[n]["status"] for n in ("tiny-model_Off", "tiny-model_On", "tiny-model_Off_NA")
+        by_name[n]["status"] for n in ("tiny-model_Off", "tiny-model_On", "tiny-model_Off_N_A")
     } == {"ok"}
     failed = by_name["nobody_no-such-model_Off"]
     assert failed["status"] == "failed" and failed["cause"] in (

@@ -74,7 +74,7 @@ OVERRIDES = (
 PROMPTS = "2"
 MEASURING_S = 6.0  # after its start, a benchmark of the On row has loaded and measures
 HEADER = ",Models to Add,Priority (1=hi),Class,Task,Reasoning State,Chat Template\n"
-OFF, OFF_NA, ON = "tiny-model_Off", "tiny-model_Off_NA", "tiny-model_On"
+OFF, OFF_NA, ON = "tiny-model_Off", "tiny-model_Off_N_A", "tiny-model_On"
 BASELINE_RUNS = (OFF, OFF_NA)
 MATHTEXT = r"$\undefinedcmd{x}$"
 SCRIPT = "<script>alert(1)</script>"

@@ -21,8 +21,22 @@ log = logging.getLogger(__name__)
 TOKEN_WARNING_NAMES = 5  # models the warning about a missing token names before a count
 
 
+def add_formats_option(parser: argparse.ArgumentParser) -> None:
+    """``--reasoning-formats FILE`` (repeatable): families tried before the shipped ones."""
+    parser.add_argument(
+        "--reasoning-formats",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="YAML of reasoning families, tried before the shipped "
+        "orchestrator/models/reasoning_formats.yaml (repeatable)",
+    )
+
+
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     """The options of both the sweep and ``run``."""
+    add_formats_option(parser)
     parser.add_argument(
         "--output-dir",
         type=Path,

@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.commands.common import add_formats_option
 from orchestrator.commands.tables import Col, fit_table
 from orchestrator.errors import EXIT_BAD_INPUT, ConfigError
 from orchestrator.models.config import ModelConfig
 from orchestrator.models.csv_reader import read_models_csv
 from orchestrator.models.filters import filter_configs
+from orchestrator.models.reasoning import load_formats
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--reasoning-state", help="substring: On, Off, High, 'Off (N/A)', ...")
     parser.add_argument("--task", help="text_gen or image_gen (substring)")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead")
+    add_formats_option(parser)
     return parser
 
 
@@ -37,6 +40,8 @@ def _reasoning_text(config: ModelConfig) -> str:
     if d.enabled is None:
         return "n/a"
     parts = ["on" if d.enabled else "off", d.control]
+    if d.mismatch:  # the model has one mode only
+        parts[0] = f"{parts[0]} (the model's only mode; asked {'off' if d.enabled else 'on'})"
     if d.effort:
         parts.append(f"effort={d.effort}")
     parts += [f"{k}={v}" for k, v in d.chat_template_kwargs.items() if k != "reasoning_effort"]
@@ -89,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = _parser().parse_args(argv)
     try:
-        configs = read_models_csv(args.csv)
+        configs = read_models_csv(args.csv, formats=load_formats(args.reasoning_formats))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -21,6 +21,7 @@ from orchestrator.execution.gpus import usable
 from orchestrator.execution.runners.choice import make_runner
 from orchestrator.execution.scheduler import other_row
 from orchestrator.models.csv_reader import single_config
+from orchestrator.models.reasoning import load_formats
 from orchestrator.planning.checks import check_plans
 from orchestrator.planning.plan import PlanOptions, plan_runs
 from orchestrator.secrets import find_hf_token
@@ -37,7 +38,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Run one model once (a debug run); writes the same per-run folder as a sweep.",
     )
     parser.add_argument("--model", required=True, help="Hub id, Hub URL or local folder")
-    parser.add_argument("--reasoning-state", default="Off", help="On, Off, 'On (High)', ... (Off)")
+    parser.add_argument(
+        "--reasoning-state",
+        default=None,
+        help="On, Off, 'On (High)', ... (Off; or as scenario.reasoning=... overrides say)",
+    )
     parser.add_argument("--class", dest="model_class", default="A", help="A, B or C (A)")
     parser.add_argument("--config-name", default=contract.CONFIG_NAME, help=argparse.SUPPRESS)
     add_common_options(parser)
@@ -50,13 +55,69 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The reasoning keys of the AI Energy Score scripts' single-run command. Here they choose the
+# row's Reasoning State, whose mechanism the model's family decides (as for a CSV row).
+REASONING_KEYS = {
+    "scenario.reasoning": "reasoning",
+    "scenario.reasoning_params.reasoning": "reasoning",
+    "scenario.reasoning_params.enable_thinking": "reasoning",
+    "scenario.reasoning_params.reasoning_effort": "effort",
+}
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def reasoning_from_overrides(
+    overrides: Sequence[str], state: str | None
+) -> tuple[str, tuple[str, ...]]:
+    """The Reasoning State that ``--reasoning-state`` or the reasoning overrides ask for.
+
+    ``scenario.reasoning=True`` (or ``reasoning_params.enable_thinking`` / ``.reasoning``) asks
+    On, ``reasoning_params.reasoning_effort=high`` On (High), ``=False`` Off; with no such key,
+    ``--reasoning-state`` or Off. Returns the state and the overrides without those keys.
+    """
+    rest, switch, effort, given = [], None, None, []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        key, value = key.strip().lstrip("+"), value.strip().strip("\"'").lower()
+        kind = REASONING_KEYS.get(key)
+        if kind is None:
+            rest.append(item)
+            continue
+        given.append(item)
+        if kind == "effort" and value in ("high", "medium", "low"):
+            effort = value
+        elif kind == "effort" and value in ("off", "none", "null", ""):
+            effort = None
+        elif kind == "reasoning" and value in _TRUE + _FALSE:
+            on = value in _TRUE
+            if switch is not None and switch != on:
+                raise RunnerError(f"reasoning overrides disagree: {' '.join(given)}")
+            switch = on
+        else:
+            raise RunnerError(f"{item}: expected true or false (or high, medium, low for effort)")
+    if switch is False and effort:
+        raise RunnerError(f"reasoning overrides disagree: {' '.join(given)}")
+    if not given:
+        return state or "Off", tuple(rest)
+    asked = ("On" + (f" ({effort.title()})" if effort else "")) if switch or effort else "Off"
+    if state is not None and state.strip().lower() != asked.lower():
+        raise RunnerError(
+            f"--reasoning-state {state!r} and {' '.join(given)} disagree (they ask {asked!r})"
+        )
+    return asked, tuple(rest)
+
+
 def run_cli(argv: Sequence[str]) -> int:
     """Entry point of ``batch_runner.py run``: 0 on success, 1 on a failed run."""
     args = _parser().parse_args(argv)
     setup_logging(args.verbose, args.quiet)
     check_common(args)
+    state, overrides = reasoning_from_overrides(args.overrides, args.reasoning_state)
     config = single_config(
-        args.model, reasoning_state=args.reasoning_state, model_class=args.model_class
+        args.model,
+        reasoning_state=state,
+        model_class=args.model_class,
+        formats=load_formats(args.reasoning_formats),
     )
     runner = make_runner(args.runner, args.image)
     software_id = runner.software_id(args.image)
@@ -67,7 +128,7 @@ def run_cli(argv: Sequence[str]) -> int:
         hardware=gpus[0].name if gpus else "cpu",
         num_prompts=args.num_prompts,
         prompts_file=prompts_file(args),
-        extra_overrides=tuple(args.overrides),
+        extra_overrides=overrides,
     )
     (plan,) = plan_runs([config], options)
     if plan.skip_reason:

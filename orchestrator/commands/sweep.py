@@ -29,6 +29,7 @@ from orchestrator.execution.scheduler import run_sweep, triage
 from orchestrator.execution.slots import Slot, cpu_slots, gpu_slots
 from orchestrator.models.csv_reader import read_models_csv
 from orchestrator.models.filters import filter_configs
+from orchestrator.models.reasoning import load_formats
 from orchestrator.planning.checks import check_plans
 from orchestrator.planning.plan import CLASS_C_DEFAULT_GPUS, PlanOptions, plan_runs
 from orchestrator.secrets import find_hf_token
@@ -136,7 +137,8 @@ def sweep_cli(argv: Sequence[str]) -> int:
         raise RunnerError(f"--backend {args.backend}: only pytorch is supported")
     if args.endpoint:
         raise RunnerError("--endpoint: benchmarking a running server is not supported")
-    configs = read_models_csv(args.csv)  # the whole file is validated before anything runs
+    # The whole file is validated before anything runs.
+    configs = read_models_csv(args.csv, formats=load_formats(args.reasoning_formats))
     selected = filter_configs(
         configs,
         model_name=args.model_name,

@@ -68,6 +68,7 @@ def _base_record(plan: RunPlan, runner: str, options: ExecOptions, status: str) 
         image=options.image if runner == "docker" else "",
         software_id=options.software_id,
         overrides=plan.overrides,
+        reasoning_mismatch=c.reasoning.mismatch,
     )
 
 

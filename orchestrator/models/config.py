@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -84,7 +85,9 @@ class ReasoningDirective:
 
     Resolved on the host from the CSV's Reasoning State and the model family, so that the
     container never guesses from a model name. ``enabled`` is None where reasoning does not apply
-    (image tasks). ``note`` says, in words, any way in which the request cannot be honoured.
+    (image tasks). ``note`` says, in words, any way in which the request cannot be honoured;
+    ``mismatch`` is set when the model has only the other mode and runs in it (``enabled`` is
+    then the mode that runs, not the one the CSV asked for).
     """
 
     enabled: bool | None
@@ -95,6 +98,7 @@ class ReasoningDirective:
     prompt_prefix: str | None = None
     assistant_prefix: str | None = None
     note: str = ""
+    mismatch: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "chat_template_kwargs", _frozen(self.chat_template_kwargs))
@@ -110,6 +114,7 @@ class ReasoningDirective:
             "prompt_prefix": self.prompt_prefix,
             "assistant_prefix": self.assistant_prefix,
             "note": self.note,
+            "mismatch": self.mismatch,
         }
 
 
@@ -121,7 +126,9 @@ class ModelConfig:
     ``model_name`` is the model as results show it: the CSV's own spelling of a local folder
     (``./tiny-model``, relative to the CSV), else ``model_id``. ``max_new_tokens`` and
     ``min_new_tokens`` are None for tasks that generate no tokens. ``num_gpus`` is the row's own
-    GPU count (its Chat Template YAML's ``num_gpus``), None to take its class's.
+    GPU count (its Chat Template YAML's ``num_gpus``), None to take its class's;
+    ``trust_remote_code`` is its Chat Template YAML's key of that name (models whose code is not
+    in transformers).
     """
 
     model_id: str
@@ -138,6 +145,7 @@ class ModelConfig:
     line: int = 0
     num_gpus: int | None = None
     model_name: str = ""
+    trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "chat_template_params", _frozen(self.chat_template_params))
@@ -151,13 +159,37 @@ class ModelConfig:
 
     @property
     def reasoning_params(self) -> dict[str, Any]:
-        """The reasoning parameters as the AI Energy Score parser gives them (effort, if set)."""
-        return {"reasoning_effort": self.reasoning.effort} if self.reasoning.effort else {}
+        """The reasoning parameters in the AI Energy Score parser's form.
+
+        ``{'reasoning_effort': 'high'}`` (gpt-oss), ``{'enable_thinking': True}`` (a chat
+        template switch), ``{'reasoning': True}`` (another mechanism), ``{}`` where none applies.
+        """
+        d = self.reasoning
+        if d.effort:
+            return {"reasoning_effort": d.effort}
+        if d.chat_template_kwargs:
+            return dict(d.chat_template_kwargs)
+        if d.enabled is None or d.control == "none":
+            return {}
+        return {"reasoning": d.enabled}
+
+    @property
+    def prompt_prefix(self) -> str:
+        """Text put before each prompt (``/think``, ``/no_think``), as the parser names it."""
+        return self.reasoning.prompt_prefix or ""
+
+    @property
+    def prompt_suffix(self) -> str:
+        """Text put after each prompt: no family uses one (kept for the parser's API)."""
+        return ""
 
     @property
     def state_slug(self) -> str:
-        """The reasoning state as used in folder names: ``On (High)`` -> ``On_High``."""
-        words = self.reasoning_state.value.replace("(", " ").replace(")", " ").replace("/", "")
+        """The reasoning state in folder names, as AI Energy Score spells it there.
+
+        ``On (High)`` -> ``On_High``, ``Off (N/A)`` -> ``Off_N_A``; ``NA`` for an empty state.
+        """
+        words = re.sub(r"[()/]", " ", self.reasoning_state.value)
         return "_".join(words.split()) or "NA"
 
     def to_dict(self) -> dict[str, Any]:
@@ -172,6 +204,7 @@ class ModelConfig:
             "max_new_tokens": self.max_new_tokens,
             "min_new_tokens": self.min_new_tokens,
             "num_gpus": self.num_gpus,
+            "trust_remote_code": self.trust_remote_code,
             "chat_template_params": dict(self.chat_template_params),
             "source": self.source,
             "line": self.line,

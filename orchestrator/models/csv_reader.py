@@ -11,6 +11,7 @@ import io
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from orchestrator.models.config import (
     Task,
     TokenBudgets,
 )
-from orchestrator.models.reasoning import resolve_directive
+from orchestrator.models.reasoning import ReasoningFormats, load_formats
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +227,14 @@ def _row_budget(
     return int(high or max_tokens), low
 
 
+def _row_trust(row: _Row, params: Mapping[str, Any]) -> bool:
+    """Whether the row's model runs its own code (``trust_remote_code`` in its Chat Template)."""
+    value = params.get("trust_remote_code", False)
+    if not isinstance(value, bool):
+        raise row.error(TEMPLATE, "trust_remote_code must be true or false", str(value))
+    return value
+
+
 def _row_gpus(row: _Row, params: Mapping[str, Any]) -> int | None:
     """A row's own GPU count (``num_gpus`` in its Chat Template YAML), or None."""
     if "num_gpus" not in params:
@@ -236,18 +245,19 @@ def _row_gpus(row: _Row, params: Mapping[str, Any]) -> int | None:
     return value
 
 
-def _config(row: _Row, budgets: TokenBudgets) -> ModelConfig:
+def _config(row: _Row, budgets: TokenBudgets, formats: ReasoningFormats) -> ModelConfig:
     model_id = _model_id(row)
     priority = _priority(row)
     task = _task(row)
     model_class = _model_class(row, task)
     state = _reasoning_state(row, task)
     template, params = _template(row, state)
-    directive = resolve_directive(model_id, state, task)
+    directive = formats.resolve(model_id, state, task)
+    # The budget is the row's state's, also where the model runs in its only other mode.
     if directive.enabled is None:
         max_tokens: int | None = None
         min_tokens: int | None = None
-    elif directive.enabled:
+    elif state.enabled:
         max_tokens, min_tokens = budgets.on_max_tokens, budgets.on_min_tokens
     else:
         max_tokens = min_tokens = budgets.off_tokens
@@ -269,6 +279,7 @@ def _config(row: _Row, budgets: TokenBudgets) -> ModelConfig:
         source=str(row.path),
         line=row.line,
         num_gpus=_row_gpus(row, params),
+        trust_remote_code=_row_trust(row, params),
     )
 
 
@@ -279,15 +290,22 @@ def single_config(
     model_class: str = "A",
     task: str = "text_gen",
     budgets: TokenBudgets | None = None,
+    formats: ReasoningFormats | None = None,
 ) -> ModelConfig:
     """The config of one model given on the command line, validated like a CSV row."""
     columns = {name: i for i, name in enumerate((MODEL, PRIORITY, CLASS, TASK, STATE))}
     row = _Row(Path("command line"), 0, [model, "1", model_class, task, reasoning_state], columns)
-    return _config(row, budgets or TokenBudgets())
+    return _config(row, budgets or TokenBudgets(), formats or load_formats())
 
 
-def read_models_csv(path: str | Path, budgets: TokenBudgets | None = None) -> list[ModelConfig]:
+def read_models_csv(
+    path: str | Path,
+    budgets: TokenBudgets | None = None,
+    formats: ReasoningFormats | None = None,
+) -> list[ModelConfig]:
     """Every row of the models CSV at ``path`` as a ``ModelConfig``, in file order.
+
+    ``formats`` are the reasoning families (the shipped ones unless given).
 
     Raises ``ConfigError`` for the first problem found; nothing is returned from a file that is
     partly bad.
@@ -301,18 +319,32 @@ def read_models_csv(path: str | Path, budgets: TokenBudgets | None = None) -> li
     if len(records) == 1:
         raise ConfigError(path, "the file has a header but no model rows", line=header_line)
     budgets = budgets or TokenBudgets()
+    formats = formats or load_formats()
     configs: list[ModelConfig] = []
-    first_seen: dict[tuple[str, Task, ReasoningState], int] = {}
+    first_seen: dict[tuple[str, Task, ReasoningState], ModelConfig] = {}
     for line, cells in records[1:]:
-        config = _config(_Row(path, line, cells, columns), budgets)
+        config = _config(_Row(path, line, cells, columns), budgets, formats)
         key = (config.model_id.lower(), config.task, config.reasoning_state)
-        if key in first_seen:
+        first = first_seen.get(key)
+        if first is not None and _same_row(first, config):
+            log.warning(
+                "%s:%d: the same row as line %d (%s %s); it is run once",
+                path, line, first.line, config.model_name, config.reasoning_state.value,
+            )  # fmt: skip
+            continue
+        if first is not None:
             raise ConfigError(
                 path,
-                f"duplicate row: same model, task and reasoning state as line {first_seen[key]}",
+                f"duplicate row: same model, task and reasoning state as line {first.line}, "
+                "with other settings (priority, class or chat template); keep one of them",
                 line=line,
                 value=f"{config.model_id} {config.reasoning_state.value}".strip(),
             )
-        first_seen[key] = line
+        first_seen[key] = config
         configs.append(config)
     return configs
+
+
+def _same_row(a: ModelConfig, b: ModelConfig) -> bool:
+    """True when two rows ask for the same run: they differ at most in where they are."""
+    return replace(a, line=0, model_name="") == replace(b, line=0, model_name="")

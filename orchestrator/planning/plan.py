@@ -96,6 +96,8 @@ def benchmark_overrides(config: ModelConfig, options: PlanOptions) -> tuple[str,
     ]
     if d.effort:
         items.append(f"scenario.reasoning_params.reasoning_effort={d.effort}")
+    if config.trust_remote_code:
+        items.append("backend.trust_remote_code=True")
     if config.max_new_tokens is not None:
         items.append(f"scenario.generate_kwargs.max_new_tokens={config.max_new_tokens}")
         items.append(f"scenario.generate_kwargs.min_new_tokens={config.min_new_tokens}")

@@ -57,6 +57,8 @@ def _cells(r: Rated) -> dict[str, str]:
     note = r.reason
     if r.row.get("energy_source") == "estimate":
         note = ("estimated energy (no GPU counter); " + note).strip("; ")
+    if r.row.get("reasoning_mismatch"):
+        note = (f"reasoning: {r.row['reasoning_mismatch']}; " + note).strip("; ")
     cells["note"] = note
     return cells
 

@@ -42,9 +42,10 @@ EXTRA_COLUMNS = (
     "run_id", "run_name", "status", "cause", "runner", "image", "software_id", "gpu_name",
     "gpu_uuids", "energy_source", "energy_above_idle_wh", "idle_power_w", "average_power_w",
     "output_tokens_per_second", "repeats", "repeat_energy_cv", "reasoning_control",
-    "reasoning_requested_control", "generation_path", "short_window", "counter_reset",
-    "trace_mismatch", "foreign_process", "recompiled", "gpu_count", "gpu_energy_j_each", "warmup",
-    "batch_size", "config_hash", "attempts", "run_wall_seconds", "log_path",
+    "reasoning_requested_control", "reasoning_mismatch", "generation_path", "short_window",
+    "counter_reset", "trace_mismatch", "foreign_process", "recompiled", "gpu_count",
+    "gpu_energy_j_each", "warmup", "batch_size", "config_hash", "attempts", "run_wall_seconds",
+    "log_path",
 )  # fmt: skip
 COLUMNS = AI_ENERGY_SCORE_COLUMNS + EXTRA_COLUMNS
 CORRUPT = "corrupt_result"
@@ -79,6 +80,7 @@ def _record_columns(record: RunRecord) -> dict[str, Any]:
         "attempts": record.attempts,
         "run_wall_seconds": round(record.duration_s, 3),
         "log_path": record.log_path,
+        "reasoning_mismatch": record.reasoning_mismatch,
         # A failed run keeps its real duration (never a zero).
         "total_duration_seconds": round(record.duration_s, 3),
     }

@@ -53,6 +53,8 @@ class RunRecord:
     duration_s: float = 0.0
     log_path: str = ""
     overrides: tuple[str, ...] = ()
+    # Set when the model has only the other reasoning mode than its row's and ran in that one.
+    reasoning_mismatch: str = ""
     schema_version: int = field(default=RECORD_SCHEMA)
 
     def to_dict(self) -> dict[str, Any]:
