@@ -108,6 +108,7 @@ class FakeBackend:
     generation_path = contract.GENERATION_EAGER
     parameters = 1_000_000
     prompt_tokens = 5
+    truncated_prompts = 0
 
     def __init__(self) -> None:
         self.device_uuids: list[str] = []

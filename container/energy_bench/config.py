@@ -40,6 +40,8 @@ DTYPES = ("bfloat16", "float16", "float32", "auto")
 DEVICES = ("auto", "cuda", "cpu")
 GENERATION_PATHS = ("auto", *contract.GENERATION_PATHS)  # auto: compiled on GPUs, else eager
 EFFORTS = ("high", "medium", "low")
+BACKEND_TYPES = ("pytorch",)
+TASKS = ("text-generation", "text_generation")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class BackendConfig:
     num_gpus: int
     trust_remote_code: bool
     generation: str
+    # GPU indices, among those visible, the run may take its ``num_gpus`` from (None: the first).
+    device_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class ScenarioConfig:
     generate_kwargs: Mapping[str, Any] = field(default_factory=dict)
     # The ``scenario.*`` keys the overrides set; the others hold the config file's defaults.
     given: frozenset[str] = frozenset()
+    truncation: bool = True  # cut a prompt too long for the context, else refuse the run
 
 
 @dataclass(frozen=True)
@@ -229,6 +234,101 @@ def _budget(key: str, value: Any, low: int) -> int:
     return _at_least(key, value, low)
 
 
+def _whole(key: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BenchConfigError(f"{key}={value!r}: expected a whole number")
+    return int(_at_least(key, value, low))
+
+
+def _flag(key: str, value: Any, *, null: bool = True) -> bool | None:
+    if not isinstance(value, bool) and (value is not None or not null):
+        raise BenchConfigError(f"{key}={value!r}: expected true, false{' or null' * null}")
+    return value
+
+
+def _device_ids(value: Any) -> tuple[int, ...] | None:
+    """``backend.device_ids`` as GPU indices: null, one index, ``"0,1"`` or a list."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    ids = []
+    for item in items if isinstance(items, list) else [items]:
+        if isinstance(item, str) and item.strip().isascii() and item.strip().isdigit():
+            item = int(item)
+        if isinstance(item, bool) or not isinstance(item, int) or item < 0:
+            raise BenchConfigError(
+                f"backend.device_ids={value!r}: expected GPU indices from 0, as 0,1 or [0, 1]"
+            )
+        ids.append(item)
+    if len(set(ids)) < len(ids):
+        raise BenchConfigError(f"backend.device_ids={value!r}: names a GPU twice")
+    return tuple(ids)
+
+
+def _backend(b: Mapping[str, Any]) -> BackendConfig:
+    _choice("backend.type", b["type"], BACKEND_TYPES)
+    _choice("backend.task", b["task"], TASKS)
+    if b["device_map"] not in ("auto", None):
+        raise BenchConfigError(
+            f"backend.device_map={b['device_map']!r}: expected auto or null; the benchmark "
+            "places the model itself over backend.num_gpus GPUs (backend.device_ids picks which)"
+        )
+    return BackendConfig(
+        model=str(b["model"]).strip(),
+        processor=b.get("processor"),
+        torch_dtype=_choice("backend.torch_dtype", b["torch_dtype"], DTYPES),
+        no_weights=bool(b["no_weights"]),
+        device=_choice("backend.device", b["device"], DEVICES),
+        num_gpus=_at_least("backend.num_gpus", b["num_gpus"], 1),
+        trust_remote_code=bool(b["trust_remote_code"]),
+        generation=_choice("backend.generation", b["generation"], GENERATION_PATHS),
+        device_ids=_device_ids(b["device_ids"]),
+    )
+
+
+def _reasoning(s: Mapping[str, Any]) -> ReasoningConfig:
+    """The directive, with the upstream spellings of its state folded in (they must agree)."""
+    params = s.get("reasoning_params") or {}
+    effort = params.get("reasoning_effort")
+    if effort is not None:
+        effort = _choice("scenario.reasoning_params.reasoning_effort", str(effort).lower(), EFFORTS)
+    on = _flag("scenario.reasoning", s.get("reasoning"))
+    same = _flag("scenario.reasoning_params.reasoning", params.get("reasoning"))
+    if same is not None:
+        if on is not None and same != on:
+            raise BenchConfigError(
+                f"scenario.reasoning_params.reasoning={same} disagrees with "
+                f"scenario.reasoning={on}: give one of them"
+            )
+        on = same
+    control = _choice("scenario.reasoning_params.control", params.get("control"), CONTROLS)
+    thinking = _flag("scenario.reasoning_params.enable_thinking", params.get("enable_thinking"))
+    if thinking is not None and thinking != on and (control != "none" or on is not None):
+        raise BenchConfigError(
+            f"scenario.reasoning_params.enable_thinking={thinking} disagrees with "
+            f"scenario.reasoning={on} (control {control}): give the same state"
+        )
+    if thinking is not None and control == "none":
+        # Upstream's switch: the chat template's enable_thinking, as that control writes it.
+        control, on = "chat_template_kwarg", thinking
+    if control == "harmony" and effort is None:
+        raise BenchConfigError("control=harmony needs scenario.reasoning_params.reasoning_effort")
+    return ReasoningConfig(enabled=on, control=control, effort=effort)
+
+
+def _batch_size(s: Mapping[str, Any], given: frozenset[str]) -> int:
+    size = _at_least("scenario.batch_size", s["batch_size"], 1)
+    alias = (s.get("input_shapes") or {}).get("batch_size")
+    if alias is None:
+        return int(size)
+    alias = _whole("scenario.input_shapes.batch_size", alias, 1)
+    if "scenario.batch_size" in given and alias != size:
+        raise BenchConfigError(
+            f"scenario.input_shapes.batch_size={alias} disagrees with scenario.batch_size={size}"
+        )
+    return alias
+
+
 def _build(name: str, tree: Mapping[str, Any], given: frozenset[str]) -> BenchConfig:
     b, s, e = tree["backend"], tree["scenario"], tree["energy"]
     if not str(b["model"]).strip():
@@ -239,42 +339,19 @@ def _build(name: str, tree: Mapping[str, Any], given: frozenset[str]) -> BenchCo
     min_new = 0 if min_new is None else _budget(BUDGET_KEYS[1], min_new, 0)
     if min_new > max_new:
         raise BenchConfigError(f"min_new_tokens={min_new} is above max_new_tokens={max_new}")
-    params = s.get("reasoning_params") or {}
-    effort = params.get("reasoning_effort")
-    if effort is not None:
-        effort = _choice("scenario.reasoning_params.reasoning_effort", str(effort).lower(), EFFORTS)
-    if s.get("reasoning") not in (True, False, None):
-        raise BenchConfigError(
-            f"scenario.reasoning={s.get('reasoning')!r}: expected true, false or null"
-        )
-    reasoning = ReasoningConfig(
-        enabled=s.get("reasoning"),
-        control=_choice("scenario.reasoning_params.control", params.get("control"), CONTROLS),
-        effort=effort,
-    )
-    if reasoning.control == "harmony" and effort is None:
-        raise BenchConfigError("control=harmony needs scenario.reasoning_params.reasoning_effort")
+    reasoning = _reasoning(s)
     sample_hz = _at_least("energy.sample_hz", float(e["sample_hz"]), 0.1)
     if sample_hz > 100:
         raise BenchConfigError(f"energy.sample_hz={sample_hz}: at most 100")
     return BenchConfig(
         name=name,
-        backend=BackendConfig(
-            model=str(b["model"]).strip(),
-            processor=b.get("processor"),
-            torch_dtype=_choice("backend.torch_dtype", b["torch_dtype"], DTYPES),
-            no_weights=bool(b["no_weights"]),
-            device=_choice("backend.device", b["device"], DEVICES),
-            num_gpus=_at_least("backend.num_gpus", b["num_gpus"], 1),
-            trust_remote_code=bool(b["trust_remote_code"]),
-            generation=_choice("backend.generation", b["generation"], GENERATION_PATHS),
-        ),
+        backend=_backend(b),
         scenario=ScenarioConfig(
             dataset_name=str(s["dataset_name"]),
             dataset_split=str(s["dataset_split"]),
             text_column_name=str(s["text_column_name"]),
             num_samples=_at_least("scenario.num_samples", s["num_samples"], 1),
-            batch_size=_at_least("scenario.batch_size", s["batch_size"], 1),
+            batch_size=_batch_size(s, given),
             warmup_pass=bool(s["warmup_pass"]),
             warmup_runs=_at_least("scenario.warmup_runs", s["warmup_runs"], 0),
             repeats=_at_least("scenario.repeats", s["repeats"], 1),
@@ -284,6 +361,7 @@ def _build(name: str, tree: Mapping[str, Any], given: frozenset[str]) -> BenchCo
             min_new_tokens=min_new,
             generate_kwargs=generate,
             given=frozenset(k for k in given if k.startswith("scenario.")),
+            truncation=bool(_flag("scenario.truncation", s["truncation"], null=False)),
         ),
         energy=EnergyConfig(
             idle_seconds=_at_least("energy.idle_seconds", float(e["idle_seconds"]), 0.0),

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 VERSION = "0.2.0"  # of the project: the benchmark, the orchestrator and the image tag
 
@@ -129,6 +129,30 @@ THINK = "/think"  # system prompt or prompt prefix of families with a soft switc
 NO_THINK = "/no_think"
 THINK_OPEN = "<think>\n"  # an assistant turn that starts thinking
 THINK_EMPTY = "<think>\n\n</think>\n\n"  # an empty think block: answer at once
+
+
+class Writes(NamedTuple):
+    """What a control writes into a prompt: chat template kwargs and three texts (or None)."""
+
+    template_kwargs: dict[str, Any]
+    system_prompt: str | None
+    prompt_prefix: str | None
+    assistant_prefix: str | None
+
+
+def control_writes(control: str, on: bool | None, effort: str | None) -> Writes:
+    """What ``control`` writes for reasoning ``on`` (off when False; nothing when None)."""
+    if on is None:
+        return Writes({}, None, None, None)
+    flag = THINK if on else NO_THINK
+    return {
+        "harmony": Writes({"reasoning_effort": effort}, None, None, None),
+        "chat_template_kwarg": Writes({"enable_thinking": on}, None, None, None),
+        "think_prefix": Writes({}, None, None, THINK_OPEN if on else THINK_EMPTY),
+        "system_prompt": Writes({}, flag, None, None),
+        "prompt_prefix": Writes({}, None, flag, None),
+    }.get(control, Writes({}, None, None, None))
+
 
 # --- generation paths ----------------------------------------------------------------------------
 

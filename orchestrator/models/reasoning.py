@@ -18,7 +18,7 @@ from typing import Any, get_args
 
 import yaml
 
-from energy_bench.contract import CONTROLS, NO_THINK, THINK, THINK_EMPTY, THINK_OPEN
+from energy_bench.contract import CONTROLS, control_writes
 from orchestrator.errors import ConfigError
 from orchestrator.models.config import Effort, ReasoningDirective, ReasoningState, Task
 
@@ -94,18 +94,7 @@ def _directive(
     control: str, on: bool, effort: Effort | None, note: str, mismatch: str
 ) -> ReasoningDirective:
     """The directive that writes ``control``'s strings for the mode ``on``."""
-    kwargs: dict[str, Any] = {}
-    system = prefix = assistant = None
-    if control == "harmony":
-        kwargs = {"reasoning_effort": effort}
-    elif control == "chat_template_kwarg":
-        kwargs = {"enable_thinking": on}
-    elif control == "think_prefix":
-        assistant = THINK_OPEN if on else THINK_EMPTY
-    elif control == "system_prompt":
-        system = THINK if on else NO_THINK
-    elif control == "prompt_prefix":
-        prefix = THINK if on else NO_THINK
+    kwargs, system, prefix, assistant = control_writes(control, on, effort)
     return ReasoningDirective(
         enabled=on,
         control=control,  # type: ignore[arg-type]  # checked against CONTROLS when read

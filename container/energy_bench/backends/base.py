@@ -49,6 +49,7 @@ class InferenceBackend(Protocol):
     device_uuids: list[str]
     applied_reasoning: AppliedReasoning | None
     parameters: int  # the model's, once loaded (0 before)
+    truncated_prompts: int  # prompts that ``prepare`` cut to fit the model's context
 
     @property
     def generation_path(self) -> str: ...

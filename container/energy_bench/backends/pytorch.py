@@ -1,9 +1,10 @@
 """The PyTorch backend: transformers' ``generate`` on the devices the run was given.
 
 It loads the model on the devices it was given (one GPU unless told otherwise, never
-spread over every visible GPU), renders prompts with the reasoning directive, and generates with
-exact token budgets, on the eager path (a dynamic cache) or the compiled one (a static cache sized
-once for the run's longest prompt and budget, and a compiled decode step; see ``compilation``).
+spread over every visible GPU), renders prompts with the reasoning directive (cutting one too
+long for the context, with ``scenario.truncation``), and generates with exact token budgets, on
+the eager path (a dynamic cache) or the compiled one (a static cache sized once for the run's
+longest prompt and budget, and a compiled decode step; see ``compilation``).
 It never touches NVML: the meter measures around it.
 """
 
@@ -69,6 +70,7 @@ class PyTorchBackend:
         self.applied_reasoning: rendering.AppliedReasoning | None = None
         self.load_duration_s = 0.0
         self.parameters = 0
+        self.truncated_prompts = 0  # prompts cut to fit the context (scenario.truncation)
         self.devices = self._devices()
         self.device_uuids = [self._uuid(d) for d in self.devices if d.type == "cuda"]
         self.generation = compilation.GenerationRecord(
@@ -87,11 +89,20 @@ class PyTorchBackend:
         if want == "cpu" or not has_cuda:
             return [torch.device("cpu")]
         count = torch.cuda.device_count()
-        if self.cfg.num_gpus > count:
+        wanted, ids = self.cfg.num_gpus, self.cfg.device_ids
+        if ids is None:
+            if wanted > count:
+                raise BenchConfigError(f"backend.num_gpus={wanted} but {count} GPU(s) are visible")
+            return [torch.device("cuda", i) for i in range(wanted)]
+        visible = [i for i in ids if i < count]
+        if len(visible) < wanted:
             raise BenchConfigError(
-                f"backend.num_gpus={self.cfg.num_gpus} but {count} GPU(s) are visible"
+                f"backend.device_ids={','.join(map(str, ids))} names {len(visible)} of the "
+                f"{count} visible GPU(s), fewer than backend.num_gpus={wanted}"
             )
-        return [torch.device("cuda", i) for i in range(self.cfg.num_gpus)]
+        if len(visible) < len(ids):
+            log.info("backend.device_ids: %d GPU(s) visible, the others ignored", count)
+        return [torch.device("cuda", i) for i in visible[:wanted]]
 
     def _uuid(self, device: Any) -> str:
         return "GPU-" + str(self._torch.cuda.get_device_properties(device).uuid)
@@ -178,8 +189,8 @@ class PyTorchBackend:
     def prepare(self, prompts: Sequence[str]) -> list[Batch]:
         """Render and tokenize every prompt, in batches of ``scenario.batch_size``."""
         assert self.applied_reasoning is not None, "load() first"
-        texts = [self.render(p) for p in prompts]
         special = not self.applied_reasoning.uses_chat_template  # templates add BOS themselves
+        texts = self._fit(prompts, special)
         size = self.scenario.batch_size
         batches = []
         for start in range(0, len(texts), size):
@@ -253,17 +264,43 @@ class PyTorchBackend:
             record.static_cache_tokens,
         )
 
-    def _check_context(self, longest_prompt: int) -> None:
-        """Refuse a budget that the model's context cannot hold (it would fail or run forever)."""
+    def _context(self) -> int | None:
+        """The model's context in tokens (None when its config does not say)."""
         config = self.model.config
         text = config.get_text_config() if hasattr(config, "get_text_config") else config
         context = getattr(text, "max_position_embeddings", None)
+        return context if isinstance(context, int) else None
+
+    def _fit(self, prompts: Sequence[str], special: bool) -> list[str]:
+        """Every prompt rendered; with ``scenario.truncation``, cut to fit beside the budget."""
+        assert self.applied_reasoning is not None, "load() first"
+        context = self._context()
+        self.truncated_prompts = 0
+        if not self.scenario.truncation or context is None:
+            return [self.render(p) for p in prompts]
+        room = context - self.scenario.max_new_tokens
+        texts, self.truncated_prompts = rendering.fit(
+            self.tokenizer, prompts, self.applied_reasoning, room=room, special=special
+        )
+        if self.truncated_prompts:
+            log.warning(
+                "scenario.truncation: %d of %d prompts cut to %d tokens (the model's context "
+                "less max_new_tokens)",
+                self.truncated_prompts,
+                len(texts),
+                room,
+            )
+        return texts
+
+    def _check_context(self, longest_prompt: int) -> None:
+        """Refuse a budget that the model's context cannot hold (it would fail or run forever)."""
+        context = self._context()
         need = longest_prompt + self.scenario.max_new_tokens
-        if isinstance(context, int) and need > context:
+        if context is not None and need > context:
             raise BenchConfigError(
                 f"scenario.generate_kwargs.max_new_tokens={self.scenario.max_new_tokens} plus the "
                 f"longest prompt ({longest_prompt} tokens) is more than the model's context "
-                f"({context} tokens)"
+                f"({context} tokens); scenario.truncation=true cuts such prompts"
             )
 
     def generate(self, batch: Batch, max_new_tokens: int | None = None) -> Generation:

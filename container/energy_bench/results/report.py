@@ -123,12 +123,14 @@ def build_report(data: RunData) -> dict[str, Any]:
     duration = _mean(passes, "duration_s") or 0.0
     carbon = cfg.energy.carbon_intensity_g_per_kwh
     source = data.source.name
+    latency_s = _mean(passes, "avg_latency_s")  # end to end, per successful prompt
     summary = {
         "total_prompts": total_prompts,
         "successful_prompts": successful,
         "failed_prompts": total_prompts - successful,
         "total_duration_seconds": duration,
-        "avg_total_time": _mean(passes, "avg_latency_s"),
+        "avg_total_time": latency_s,
+        "avg_latency_seconds": latency_s,  # upstream's name of avg_total_time
         "avg_time_to_first_token": _mean(passes, "avg_ttft_s"),
         "total_tokens": prompt_tokens + completion_tokens,
         "total_prompt_tokens": prompt_tokens,
@@ -145,15 +147,18 @@ def build_report(data: RunData) -> dict[str, Any]:
         "max_new_tokens": cfg.scenario.max_new_tokens,
         "min_new_tokens": cfg.scenario.min_new_tokens,
         "warmup": "full pass" if cfg.scenario.warmup_pass else f"{len(data.warmups)} batches",
+        "truncated_prompts": data.backend.truncated_prompts,  # cut to fit (scenario.truncation)
         "run_wall_seconds": data.wall_s,
     }
     idle_energy = idle_w * duration if idle_w is not None else None
+    co2_g = energy_wh / 1000 * carbon
     energy = {
         "energy_source": source,
         "estimated": source == "estimate",
         "devices": [d.__dict__ for d in data.source.devices],
         "gpu_energy_wh": energy_wh,
         "gpu_energy_j": energy_j,
+        "energy_wh": energy_wh,  # upstream's name: the GPUs' energy, as gpu_energy_wh
         "energy_above_idle_wh": (energy_j - idle_energy) / J_PER_WH
         if idle_energy is not None
         else None,
@@ -163,7 +168,9 @@ def build_report(data: RunData) -> dict[str, Any]:
         "avg_energy_per_prompt_wh": energy_wh / successful if successful else None,
         "tokens_per_joule": (prompt_tokens + completion_tokens) / energy_j if energy_j else None,
         "completion_tokens_per_joule": completion_tokens / energy_j if energy_j else None,
-        "co2_emissions_g": energy_wh / 1000 * carbon,
+        "co2_emissions_g": co2_g,
+        "emissions_g_co2eq": co2_g,  # upstream's names of co2_emissions_g
+        "emissions_kg_co2eq": co2_g / 1000,
         "carbon_intensity_g_per_kwh": carbon,
         "repeat_energy_mean_j": e_mean,
         "repeat_energy_std_j": e_std,

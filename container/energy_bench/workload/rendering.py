@@ -2,16 +2,19 @@
 
 The directive names a mechanism (``control``) and a state; this module knows what each mechanism
 writes into the prompt and checks, once per tokenizer, whether the model's chat template can take
-it. Where it cannot, the run goes on and ``applied_control`` says ``none`` with the reason.
+it. Where it cannot, the run goes on and ``applied_control`` says ``none`` with the reason. A state
+given without a mechanism, or an effort the mechanism does not write, is noted the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from energy_bench.config import ReasoningConfig
-from energy_bench.contract import NO_THINK, THINK, THINK_EMPTY, THINK_OPEN
+from energy_bench.contract import THINK_OPEN, control_writes
+from energy_bench.errors import BenchConfigError
 
 
 class ChatTokenizer(Protocol):
@@ -20,6 +23,14 @@ class ChatTokenizer(Protocol):
     chat_template: Any
 
     def apply_chat_template(self, conversation: Any, **kwargs: Any) -> Any: ...
+
+
+class TextTokenizer(ChatTokenizer, Protocol):
+    """A tokenizer that also encodes and decodes text (for cutting prompts to a length)."""
+
+    def __call__(self, text: Any, **kwargs: Any) -> Any: ...
+
+    def decode(self, token_ids: Any, **kwargs: Any) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -54,30 +65,28 @@ def plan(tokenizer: ChatTokenizer, reasoning: ReasoningConfig) -> AppliedReasoni
     has_template = bool(template)
     on = reasoning.enabled
     control = reasoning.control
-    kwargs: dict[str, Any] = {}
-    system = prefix = assistant = None
-    note = ""
-    if on is None or control in ("none", "model_default"):
-        pass
-    elif control == "harmony":
-        kwargs = {"reasoning_effort": reasoning.effort}
-        if "reasoning_effort" not in template:
-            note = "the chat template does not read reasoning_effort"
-    elif control == "chat_template_kwarg":
-        kwargs = {"enable_thinking": on}
-        if "enable_thinking" not in template:
-            note = "the chat template does not read enable_thinking"
-    elif control == "think_prefix":
-        assistant = THINK_OPEN if on else THINK_EMPTY
-    elif control == "system_prompt":
-        system = THINK if on else NO_THINK
-    elif control == "prompt_prefix":
-        prefix = THINK if on else NO_THINK
+    kwargs, system, prefix, assistant = control_writes(control, on, reasoning.effort)
+    # why the requested control could not be applied
+    unread = [k for k in kwargs if k not in template]
+    problem = f"the chat template does not read {unread[0]}" if unread else ""
     if not has_template and (kwargs or system or assistant):
-        note = "the model has no chat template"
-    applied = control if not note else "none"
-    if note:
+        problem = "the model has no chat template"
+    applied = control if not problem else "none"
+    if problem:
         kwargs, system, assistant = {}, None, None
+    notes = [problem] if problem else []
+    if on is not None and control == "none":
+        # A state without a mechanism (upstream's habit) must not pass for one that was applied.
+        notes.append(
+            f"scenario.reasoning={on} without scenario.reasoning_params.control: nothing was "
+            "applied to the prompt (the host resolves a row's mechanism from its model family)"
+        )
+    if reasoning.effort is not None and control != "harmony":
+        notes.append(
+            f"scenario.reasoning_params.reasoning_effort={reasoning.effort} was not applied: "
+            f"only control harmony writes it (control {control})"
+        )
+    note = "; ".join(notes)
     return AppliedReasoning(
         enabled=on,
         requested_control=control,
@@ -111,3 +120,37 @@ def render(tokenizer: ChatTokenizer, prompt: str, applied: AppliedReasoning) -> 
             prefix = prefix[len(THINK_OPEN) :]
         text += prefix
     return str(text)
+
+
+def fit(
+    tokenizer: TextTokenizer,
+    prompts: Sequence[str],
+    applied: AppliedReasoning,
+    *,
+    room: int,
+    special: bool,
+) -> tuple[list[str], int]:
+    """Every prompt rendered in at most ``room`` tokens, and how many had to be cut.
+
+    A prompt too long is cut in its own text, its start kept, and rendered again, so that the
+    chat template's turns and generation prompt stay whole. Decoding a cut and encoding it again
+    may not give back the same count: it is cut until it fits. ``special``: count the special
+    tokens the tokenizer adds (as the batches will). A ``BenchConfigError`` when even an empty
+    prompt is too long.
+    """
+    texts = [render(tokenizer, p, applied) for p in prompts]
+    counts = [len(ids) for ids in tokenizer(texts, add_special_tokens=special).input_ids]
+    cut = [i for i, count in enumerate(counts) if count > room]
+    for i in cut:
+        ids = tokenizer(prompts[i], add_special_tokens=False).input_ids
+        keep, excess = len(ids), counts[i] - room
+        while excess > 0:
+            keep -= excess
+            if keep <= 0:
+                raise BenchConfigError(
+                    f"scenario.generate_kwargs.max_new_tokens leaves {max(room, 0)} tokens of the "
+                    "model's context for a prompt: too few for one with its chat template, even cut"
+                )
+            texts[i] = render(tokenizer, tokenizer.decode(ids[:keep]), applied)
+            excess = len(tokenizer(texts[i], add_special_tokens=special).input_ids) - room
+    return texts, len(cut)
