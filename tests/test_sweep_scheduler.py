@@ -112,6 +112,22 @@ def test_resume_skips_completed_and_force_reruns(tmp_path):
     assert forced.calls == 3
 
 
+def test_a_run_finished_under_an_earlier_folder_name_is_resumed_once(tmp_path):
+    # Earlier versions named Off (N/A) folders "_Off_NA"; the AI Energy Score scripts "_Off_N_A".
+    configs = [single_config("org/m1", reasoning_state="Off (N/A)")]
+    the_plans = plan_runs(configs, PlanOptions(image="img", software_id="fake"))
+    assert the_plans[0].name == "org_m1_Off_N_A"
+    sweep(tmp_path, the_plans, FakeRunner(), cpu_slots(1))
+    runs = tmp_path / "individual_runs"
+    (runs / "org_m1_Off_N_A").rename(runs / "org_m1_Off_NA")  # as an earlier version left it
+    again = FakeRunner()
+    result = sweep(tmp_path, the_plans, again, cpu_slots(1))
+    assert again.calls == 0 and result.resumed == ["org_m1_Off_N_A"]
+    assert sorted(p.name for p in runs.iterdir()) == ["org_m1_Off_N_A"]
+    assert load_record(runs / "org_m1_Off_N_A").name == "org_m1_Off_N_A"
+    assert (tmp_path / "master_results.csv").read_text().count("\n") == 2  # one row
+
+
 @pytest.mark.parametrize("cause", [Cause.FAILED, Cause.OUT_OF_MEMORY, Cause.CONFIG_ERROR])
 def test_a_failed_run_with_its_failed_report_is_rerun_not_resumed(tmp_path, cause):
     """A run folder with a failed record and the failed report is rerun; a complete one is not."""

@@ -16,7 +16,12 @@ from orchestrator.commands.common import (
 )
 from orchestrator.commands.logs import setup_logging
 from orchestrator.errors import RunnerError
-from orchestrator.execution.execute import ExecOptions, execute, settle_stale
+from orchestrator.execution.execute import (
+    ExecOptions,
+    adopt_legacy_folders,
+    execute,
+    settle_stale,
+)
 from orchestrator.execution.gpus import usable
 from orchestrator.execution.runners.choice import make_runner
 from orchestrator.execution.scheduler import other_row
@@ -154,6 +159,8 @@ def run_cli(argv: Sequence[str]) -> int:
         if runner.remove_leftovers(layout.root):
             log.warning("cleaned up the benchmark(s) an earlier sweep or run left behind")
         try:
+            for old, new in adopt_legacy_folders(layout.root, [plan.name]):
+                log.warning("%s: renamed to %s, as the AI Energy Score scripts name it", old, new)
             settle_stale(layout.root, [plan.name])
         except OSError as exc:
             raise RunnerError(f"{layout.root}: cannot write here ({exc.strerror or exc})") from None

@@ -239,6 +239,33 @@ def _execute(
     return final
 
 
+# Folder names of earlier versions that now have the AI Energy Score spelling.
+LEGACY_SPELLINGS = (("_Off_N_A", "_Off_NA"),)
+
+
+def adopt_legacy_folders(out_dir: Path, names: Iterable[str]) -> list[tuple[str, str]]:
+    """Rename run folders an earlier version named otherwise (``_Off_NA``) to these names.
+
+    Called with the folder's lock held, before resume decides what is done: a run finished
+    under the old name is then resumed, not run again, and the master CSV holds it once. A
+    folder is renamed only when the new name is free. Returns the (old, new) names renamed.
+    """
+    layout = OutputLayout(out_dir)
+    renamed = []
+    for name in names:
+        for new, old in LEGACY_SPELLINGS:
+            head, found, tail = name.rpartition(new)
+            legacy = layout.run_dir(head + old + tail) if found else None
+            if legacy is None or not legacy.is_dir() or layout.run_dir(name).exists():
+                continue
+            legacy.rename(layout.run_dir(name))
+            record = load_record(layout.run_dir(name))
+            if record is not None:
+                save_record(layout.run_dir(name), replace(record, name=name))
+            renamed.append((legacy.name, name))
+    return renamed
+
+
 def settle_stale(out_dir: Path, names: Iterable[str]) -> list[str]:
     """Mark ``interrupted`` the records of these runs still saying ``running``; their names.
 

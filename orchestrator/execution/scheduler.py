@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from orchestrator.execution.execute import ExecOptions, execute, settle_stale, skipped_record
+from orchestrator.execution.execute import (
+    ExecOptions,
+    adopt_legacy_folders,
+    execute,
+    settle_stale,
+    skipped_record,
+)
 from orchestrator.execution.fit import misfit
 from orchestrator.execution.ordering import Job, expected_durations, longest_first, to_start
 from orchestrator.execution.runners.base import Runner
@@ -133,6 +139,9 @@ def run_sweep(
     removed = runner.remove_leftovers(options.out_dir)
     if removed:
         log.warning("cleaned up %d benchmark(s) left behind by an earlier sweep", removed)
+    with _logged_os_errors("run folders of an earlier version were not renamed"):
+        for old, new in adopt_legacy_folders(options.out_dir, (p.name for p in plans)):
+            log.warning("%s: renamed to %s, as the AI Energy Score scripts name it", old, new)
     with _logged_os_errors("stale records were not settled"):
         for name in settle_stale(options.out_dir, (p.name for p in plans)):
             log.warning("%s: its earlier sweep stopped before it ended; marked interrupted", name)
