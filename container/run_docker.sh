@@ -4,13 +4,14 @@
 #   ./run_docker.sh --num-samples 1000 --config-name text_generation backend.model=openai/gpt-oss-20b
 # -n / --num-samples: prompts (20 when not given, as there); every other argument goes on to
 # `python batch_runner.py run` (options such as --runner, --output-dir, and key=value overrides),
-# which writes ./batch_results/individual_runs/<model>_<state>/.
+# which writes ./batch_results/individual_runs/<model>_<state>/. From their environment:
+# DOCKER_IMAGE is the image, BENCHMARK_BACKEND must be pytorch (the only backend), HF_TOKEN is read.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 model="" ; num=20 ; args=()
 while [ $# -gt 0 ]; do
     case "$1" in
-        -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -n|--num-prompts|--num-samples)
             [ $# -ge 2 ] || { echo "run_docker.sh: $1 needs a number" >&2; exit 2; }
             num="$2"; shift 2 ;;
@@ -26,4 +27,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -n "$model" ] || { echo "run_docker.sh: backend.model=<model> is required" >&2; exit 2; }
+case "${BENCHMARK_BACKEND:-pytorch}" in
+    pytorch) ;;
+    *) echo "run_docker.sh: BENCHMARK_BACKEND=$BENCHMARK_BACKEND: only pytorch is supported" >&2; exit 2 ;;
+esac
+[ -z "${DOCKER_IMAGE:-}" ] || args=(--image "$DOCKER_IMAGE" "${args[@]}")
 exec "${PYTHON:-python3}" "$here/batch_runner.py" run --model "$model" -n "$num" "${args[@]}"

@@ -160,10 +160,9 @@ def test_reasoning_params_reasoning_is_scenario_reasoning():
     assert cfg("scenario.reasoning_params.reasoning=True").scenario.reasoning.enabled is True
     agreed = cfg("scenario.reasoning=False", "scenario.reasoning_params.reasoning=False")
     assert agreed.scenario.reasoning.enabled is False
-    message = refused("scenario.reasoning=False", "scenario.reasoning_params.reasoning=True")
-    assert "scenario.reasoning_params.reasoning=True disagrees with scenario.reasoning=False" in (
-        message
-    )
+    # The more specific key decides (their runner sends scenario.reasoning=True beside it).
+    specific = cfg("scenario.reasoning=True", "scenario.reasoning_params.reasoning=False")
+    assert specific.scenario.reasoning.enabled is False
     assert "expected true, false or null" in refused("scenario.reasoning_params.reasoning=maybe")
 
 
@@ -172,28 +171,39 @@ def test_enable_thinking_without_a_control_is_the_chat_template_kwarg():
     assert (directive.enabled, directive.control) == (False, "chat_template_kwarg")
     agreed = cfg("scenario.reasoning=True", "scenario.reasoning_params.enable_thinking=True")
     assert agreed.scenario.reasoning.control == "chat_template_kwarg"
+    # What their batch runner sends for a Qwen3 Off row: the switch decides.
+    off = cfg("scenario.reasoning=True", "scenario.reasoning_params.enable_thinking=False")
+    assert (off.scenario.reasoning.enabled, off.scenario.reasoning.control) == (
+        False,
+        "chat_template_kwarg",
+    )
+    default = cfg(
+        "scenario.reasoning_params.control=model_default",
+        "scenario.reasoning_params.enable_thinking=True",
+    ).scenario.reasoning
+    assert (default.enabled, default.control) == (True, "chat_template_kwarg")
 
 
-def test_enable_thinking_with_another_control_must_agree_with_the_state():
+def test_enable_thinking_beside_another_control_sets_the_state_that_control_applies(tokenizer):
     kept = cfg(
-        "scenario.reasoning=False",
         "scenario.reasoning_params.control=system_prompt",
         "scenario.reasoning_params.enable_thinking=False",
     ).scenario.reasoning
     assert (kept.enabled, kept.control) == (False, "system_prompt")
-    message = refused(
-        "scenario.reasoning_params.control=think_prefix",
-        "scenario.reasoning_params.enable_thinking=True",
-    )
-    assert "enable_thinking=True disagrees with scenario.reasoning=None" in message
+    applied = rendering.plan(tokenizer, kept)
+    assert applied.system_prompt == "/no_think" and applied.template_kwargs == {}
+    assert "enable_thinking=False was not written: control system_prompt applies" in applied.note
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         (
-            ["scenario.reasoning=True", "scenario.reasoning_params.enable_thinking=False"],
-            "enable_thinking=False disagrees with scenario.reasoning=True",
+            [
+                "scenario.reasoning_params.reasoning=True",
+                "scenario.reasoning_params.enable_thinking=False",
+            ],
+            "enable_thinking=False disagrees with scenario.reasoning_params.reasoning=True",
         ),
         (["scenario.reasoning_params.enable_thinking=maybe"], "expected true, false or null"),
     ],
@@ -279,7 +289,10 @@ def test_without_truncation_a_prompt_too_long_for_the_context_is_refused():
 
 def test_a_budget_that_leaves_no_room_for_any_prompt_is_refused_even_with_truncation():
     backend = loaded(f"scenario.generate_kwargs.max_new_tokens={CONTEXT}")
-    with pytest.raises(BenchConfigError, match="too few for one with its chat template"):
+    with pytest.raises(BenchConfigError, match=f"max_new_tokens={CONTEXT} is not less than the mo"):
+        backend.prepare(["What is a glacier?"])
+    backend = loaded(f"scenario.generate_kwargs.max_new_tokens={CONTEXT - 3}")
+    with pytest.raises(BenchConfigError, match=r"leaves 3 tokens .* too few for one with its chat"):
         backend.prepare(["What is a glacier?"])
 
 

@@ -229,24 +229,82 @@ def test_a_bad_formats_file_is_refused_naming_the_file(tmp_path, name, text, mes
         (["scenario.reasoning=False"], "Off"),
         (["scenario.reasoning_params.enable_thinking=true"], "On"),
         (["scenario.reasoning_params.reasoning=false"], "Off"),
+        # What their batch runner sends for Qwen3 and Phi Off rows: the specific key decides.
+        (["scenario.reasoning=True", "scenario.reasoning_params.enable_thinking=false"], "Off"),
+        (["scenario.reasoning=True", "scenario.reasoning_params.reasoning=false"], "Off"),
         (["backend.no_weights=True"], "Off"),
     ],
 )
 def test_upstream_reasoning_keys_choose_the_reasoning_state(overrides, state):
     chosen, rest = reasoning_from_overrides([*overrides, "scenario.seed=1"], None)
     assert chosen == state
-    assert rest == (*[o for o in overrides if "reasoning" not in o], "scenario.seed=1")
+    # The chat template switch goes on to the benchmark too, which writes it as asked.
+    kept = [o for o in overrides if "reasoning" not in o or "enable_thinking" in o]
+    assert rest == (*kept, "scenario.seed=1")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "given", "state"),
+    [
+        (["scenario.reasoning=True"], "On (High)", "On (High)"),
+        (["scenario.reasoning=False"], "Off (N/A)", "Off (N/A)"),
+        (["scenario.reasoning_params.reasoning_effort=low"], "on", "On (Low)"),
+    ],
+)
+def test_reasoning_keys_that_agree_with_the_state_option_keep_its_detail(overrides, given, state):
+    assert reasoning_from_overrides(overrides, given)[0] == state
 
 
 def test_reasoning_keys_that_disagree_are_refused():
     with pytest.raises(RunnerError, match="disagree"):
         reasoning_from_overrides(
-            ["scenario.reasoning=True", "scenario.reasoning_params.enable_thinking=false"], None
+            [
+                "scenario.reasoning_params.reasoning=true",
+                "scenario.reasoning_params.enable_thinking=false",
+            ],
+            None,
         )
     with pytest.raises(RunnerError, match="disagree"):
         reasoning_from_overrides(["scenario.reasoning=True"], "Off")
+    with pytest.raises(RunnerError, match="disagree"):
+        reasoning_from_overrides(["scenario.reasoning_params.reasoning_effort=low"], "On (High)")
     with pytest.raises(RunnerError, match="expected true or false"):
         reasoning_from_overrides(["scenario.reasoning=maybe"], None)
+
+
+def test_a_sweep_refuses_reasoning_overrides_that_would_flip_every_row(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "batch_runner.py"), "--dry-run", "--runner", "local",
+         "--output-dir", str(tmp_path), "scenario.reasoning=True"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "each row's Reasoning State decides" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("model_id", "family"),
+    [
+        ("deepseek-ai/DeepSeek-R1-0528-Qwen3-8B", "think_prefix"),
+        ("Qwen/Qwen3-30B-A3B-Instruct-2507", "model_default"),
+        ("Qwen/Qwen3-Coder-30B-A3B-Instruct", "model_default"),
+        ("google/gemma-3-27b-it-qat-q4_0-unquantized", "model_default"),
+        ("zai-org/glm-4.5-air", "chat_template_kwarg"),
+    ],
+)
+def test_families_match_their_relatives(model_id, family):
+    assert single_config(model_id, reasoning_state="On").reasoning.control == family
+
+
+def test_user_patterns_keep_their_case_sensitive_escapes(tmp_path):
+    extra = tmp_path / "formats.yaml"
+    extra.write_text(
+        "families:\n - {name: digits, patterns: ['^[^\\D/]+/m$'], on: system_prompt,"
+        " off: system_prompt}\n"
+    )
+    formats = load_formats([extra])
+    assert formats.family_of("123/M").name == "digits"  # case ignored, \\D kept as not-a-digit
+    assert formats.family_of("abc/m").name != "digits"
 
 
 def test_gpt_oss_with_upstream_keys_gets_harmony_at_that_effort():
@@ -292,16 +350,29 @@ def test_a_mismatch_reaches_the_record_the_master_csv_and_the_leaderboard(tmp_pa
     from orchestrator.store.master import rebuild_master
     from orchestrator.store.records import save_record
 
-    configs = [row("mistralai/Magistral-Small-2507", "Off (N/A)"), row("Qwen/Qwen3-0.6B", "Off")]
+    configs = [
+        row("mistralai/Magistral-Small-2507", "Off (N/A)"),
+        row("Qwen/Qwen3-0.6B", "Off"),
+        single_config("org/plain", reasoning_state="On (High)"),
+    ]
+    unread = "the chat template does not read enable_thinking"
     for plan in plan_runs(configs, PlanOptions(image="i", software_id="s")):
         record = skipped_record(plan, ExecOptions(out_dir=tmp_path, image="i"), "")
         folder = tmp_path / "individual_runs" / plan.name
         save_record(folder, replace(record, status="ok", cause="", error_message=""))
-        write_report(folder, fake_report())
+        report = fake_report()
+        if plan.config.model_id == "Qwen/Qwen3-0.6B":  # a template without the switch
+            report["reasoning"] = {"requested_control": "chat_template_kwarg", "note": unread}
+        write_report(folder, report)
     with rebuild_master(tmp_path).open(newline="") as f:
         rows = {r["model_name"]: r for r in csv.DictReader(f)}
-    magistral = rows["mistralai/Magistral-Small-2507"]["reasoning_mismatch"]
-    assert "Off (N/A)" in magistral and "always reasons" in magistral
-    assert rows["Qwen/Qwen3-0.6B"]["reasoning_mismatch"] == ""
-    note = _cells(Rated(rows["mistralai/Magistral-Small-2507"], 3, "B"))["note"]
+    magistral, qwen, plain = (rows[c.model_name] for c in configs)
+    assert "Off (N/A)" in magistral["reasoning_mismatch"]
+    assert "always reasons" in magistral["reasoning_mismatch"]
+    assert qwen["reasoning_mismatch"] == "" and qwen["reasoning_note"] == unread
+    assert "no effort levels: 'high' is not applied" in plain["reasoning_note"]
+    note = _cells(Rated(magistral, 3, "B"))["note"]
     assert note.startswith("reasoning: the CSV asks Off (N/A)")
+    note = _cells(Rated(qwen, 3, "A"))["note"]
+    assert note == f"reasoning not applied (chat_template_kwarg): {unread}"
+    assert _cells(Rated(plain, 3, "A"))["note"] == ""

@@ -67,6 +67,7 @@ class ReasoningConfig:
     enabled: bool | None
     control: Control
     effort: str | None
+    enable_thinking: bool | None = None  # given as such (upstream's key), beside the control
 
 
 @dataclass(frozen=True)
@@ -287,33 +288,32 @@ def _backend(b: Mapping[str, Any]) -> BackendConfig:
 
 
 def _reasoning(s: Mapping[str, Any]) -> ReasoningConfig:
-    """The directive, with the upstream spellings of its state folded in (they must agree)."""
+    """The directive, with the upstream spellings of its state folded in.
+
+    The AI Energy Score runner sends ``scenario.reasoning=True`` beside every parameter it
+    forwards, ``enable_thinking=False`` included: the more specific key decides the state.
+    ``enable_thinking`` without a mechanism (or with ``model_default``) is the chat template's
+    switch; beside another mechanism, that one applies the state and the report says so.
+    """
     params = s.get("reasoning_params") or {}
     effort = params.get("reasoning_effort")
     if effort is not None:
         effort = _choice("scenario.reasoning_params.reasoning_effort", str(effort).lower(), EFFORTS)
     on = _flag("scenario.reasoning", s.get("reasoning"))
     same = _flag("scenario.reasoning_params.reasoning", params.get("reasoning"))
-    if same is not None:
-        if on is not None and same != on:
-            raise BenchConfigError(
-                f"scenario.reasoning_params.reasoning={same} disagrees with "
-                f"scenario.reasoning={on}: give one of them"
-            )
-        on = same
-    control = _choice("scenario.reasoning_params.control", params.get("control"), CONTROLS)
     thinking = _flag("scenario.reasoning_params.enable_thinking", params.get("enable_thinking"))
-    if thinking is not None and thinking != on and (control != "none" or on is not None):
+    if same is not None and thinking is not None and same != thinking:
         raise BenchConfigError(
             f"scenario.reasoning_params.enable_thinking={thinking} disagrees with "
-            f"scenario.reasoning={on} (control {control}): give the same state"
+            f"scenario.reasoning_params.reasoning={same}: give the same state"
         )
-    if thinking is not None and control == "none":
-        # Upstream's switch: the chat template's enable_thinking, as that control writes it.
-        control, on = "chat_template_kwarg", thinking
+    on = next((v for v in (thinking, same, on) if v is not None), None)
+    control = _choice("scenario.reasoning_params.control", params.get("control"), CONTROLS)
+    if thinking is not None and control in ("none", "model_default"):
+        control = "chat_template_kwarg"
     if control == "harmony" and effort is None:
         raise BenchConfigError("control=harmony needs scenario.reasoning_params.reasoning_effort")
-    return ReasoningConfig(enabled=on, control=control, effort=effort)
+    return ReasoningConfig(enabled=on, control=control, effort=effort, enable_thinking=thinking)
 
 
 def _batch_size(s: Mapping[str, Any], given: frozenset[str]) -> int:

@@ -25,6 +25,7 @@ from orchestrator.execution.execute import (
 from orchestrator.execution.gpus import usable
 from orchestrator.execution.runners.choice import make_runner
 from orchestrator.execution.scheduler import other_row
+from orchestrator.models.config import ReasoningState
 from orchestrator.models.csv_reader import single_config
 from orchestrator.models.reasoning import load_formats
 from orchestrator.planning.checks import check_plans
@@ -68,6 +69,7 @@ REASONING_KEYS = {
     "scenario.reasoning_params.enable_thinking": "reasoning",
     "scenario.reasoning_params.reasoning_effort": "effort",
 }
+SWITCH_KEY = "scenario.reasoning_params.enable_thinking"
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
@@ -80,13 +82,14 @@ def reasoning_from_overrides(
     On, ``reasoning_params.reasoning_effort=high`` On (High), ``=False`` Off; with no such key,
     ``--reasoning-state`` or Off. Returns the state and the overrides without those keys.
     """
-    rest, switch, effort, given = [], None, None, []
+    rest, switches, effort, given = [], {}, None, []
     for item in overrides:
         key, _, value = item.partition("=")
         key, value = key.strip().lstrip("+"), value.strip().strip("\"'").lower()
         kind = REASONING_KEYS.get(key)
+        if kind is None or key == SWITCH_KEY:
+            rest.append(item)  # the chat template switch is also written as asked
         if kind is None:
-            rest.append(item)
             continue
         given.append(item)
         if kind == "effort" and value in ("high", "medium", "low"):
@@ -94,22 +97,37 @@ def reasoning_from_overrides(
         elif kind == "effort" and value in ("off", "none", "null", ""):
             effort = None
         elif kind == "reasoning" and value in _TRUE + _FALSE:
-            on = value in _TRUE
-            if switch is not None and switch != on:
-                raise RunnerError(f"reasoning overrides disagree: {' '.join(given)}")
-            switch = on
+            switches[key] = value in _TRUE
         else:
             raise RunnerError(f"{item}: expected true or false (or high, medium, low for effort)")
+    # Their runner sends scenario.reasoning=True beside every parameter: the specific key decides.
+    specific = {k: v for k, v in switches.items() if k != "scenario.reasoning"}
+    if len(set(specific.values())) > 1:
+        raise RunnerError(f"reasoning overrides disagree: {' '.join(given)}")
+    switch = next(iter(specific.values()), switches.get("scenario.reasoning"))
     if switch is False and effort:
         raise RunnerError(f"reasoning overrides disagree: {' '.join(given)}")
     if not given:
         return state or "Off", tuple(rest)
-    asked = ("On" + (f" ({effort.title()})" if effort else "")) if switch or effort else "Off"
-    if state is not None and state.strip().lower() != asked.lower():
+    on = bool(switch or effort)
+    asked = ("On" + (f" ({effort.title()})" if effort else "")) if on else "Off"
+    if state is None:
+        return asked, tuple(rest)
+    chosen = ReasoningState(_state_of(state))
+    if chosen.enabled is not on or (effort and chosen.effort not in (None, effort)):
         raise RunnerError(
             f"--reasoning-state {state!r} and {' '.join(given)} disagree (they ask {asked!r})"
         )
-    return asked, tuple(rest)
+    return (asked if effort and not chosen.effort else state), tuple(rest)
+
+
+def _state_of(text: str) -> str:
+    """The Reasoning State spelt as in the CSV (``on (high)`` -> ``On (High)``)."""
+    for state in ReasoningState:
+        if state.value and state.value.lower() == " ".join(text.split()).lower():
+            return state.value
+    valid = ", ".join(s.value for s in ReasoningState if s.value)
+    raise RunnerError(f"--reasoning-state {text!r}: expected one of {valid}")
 
 
 def run_cli(argv: Sequence[str]) -> int:

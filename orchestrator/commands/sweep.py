@@ -31,7 +31,12 @@ from orchestrator.models.csv_reader import read_models_csv
 from orchestrator.models.filters import filter_configs
 from orchestrator.models.reasoning import load_formats
 from orchestrator.planning.checks import check_plans
-from orchestrator.planning.plan import CLASS_C_DEFAULT_GPUS, PlanOptions, plan_runs
+from orchestrator.planning.plan import (
+    CLASS_C_DEFAULT_GPUS,
+    PlanOptions,
+    plan_runs,
+    sets_reasoning,
+)
 from orchestrator.secrets import find_hf_token
 from orchestrator.store.lock import output_lock
 
@@ -116,6 +121,12 @@ def _check(args: argparse.Namespace) -> None:
         raise RunnerError(f"--class-c-gpus {args.class_c_gpus}: must be at least 1")
     if args.order not in ORDERS:
         raise RunnerError(f"--order {args.order}: expected one of {', '.join(ORDERS)}")
+    reasoning = [o for o in args.overrides if sets_reasoning(o)]
+    if reasoning:
+        raise RunnerError(
+            f"{' '.join(reasoning)}: in a sweep each row's Reasoning State decides its reasoning "
+            "(filter with --reasoning-state; one model: batch_runner.py run)"
+        )
 
 
 def _slots(args: argparse.Namespace) -> list[Slot]:

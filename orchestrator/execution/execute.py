@@ -69,6 +69,7 @@ def _base_record(plan: RunPlan, runner: str, options: ExecOptions, status: str) 
         software_id=options.software_id,
         overrides=plan.overrides,
         reasoning_mismatch=c.reasoning.mismatch,
+        reasoning_note=c.reasoning.note,
     )
 
 

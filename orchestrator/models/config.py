@@ -162,9 +162,12 @@ class ModelConfig:
         """The reasoning parameters in the AI Energy Score parser's form.
 
         ``{'reasoning_effort': 'high'}`` (gpt-oss), ``{'enable_thinking': True}`` (a chat
-        template switch), ``{'reasoning': True}`` (another mechanism), ``{}`` where none applies.
+        template switch), ``{'reasoning': True}`` (another mechanism), ``{}`` where none applies
+        and for ``Off (N/A)`` rows.
         """
         d = self.reasoning
+        if self.reasoning_state is ReasoningState.OFF_NA:
+            return {}  # as the parser gives these rows none; ``reasoning`` has what is applied
         if d.effort:
             return {"reasoning_effort": d.effort}
         if d.chat_template_kwargs:

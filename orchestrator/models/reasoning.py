@@ -51,9 +51,8 @@ class Family:
     source: str = ""
 
     def matches(self, model_id: str) -> bool:
-        """True when one of the patterns is found in the lower-cased id."""
-        text = model_id.lower()
-        return any(p.search(text) for p in self.patterns)
+        """True when one of the patterns is found in the id (ignoring case)."""
+        return any(p.search(model_id) for p in self.patterns)
 
 
 @dataclass(frozen=True)
@@ -167,7 +166,7 @@ def _family(path: Path, index: int, data: Any) -> Family:
     compiled = []
     for pattern in patterns:
         try:
-            compiled.append(re.compile(str(pattern).lower()))
+            compiled.append(re.compile(str(pattern), re.IGNORECASE))
         except re.error as exc:
             raise ConfigError(path, f"{where}: bad pattern ({exc})", value=str(pattern)) from None
     for state in ("on", "off"):

@@ -81,6 +81,12 @@ class RunPlan:
         return min(LOAD_S[cls] + passes * prompts * per_prompt, MAX_TIMEOUT_S)
 
 
+def sets_reasoning(override: str) -> bool:
+    """True for a ``key=value`` of the reasoning directive, which each row's state decides."""
+    key = override.partition("=")[0].strip().lstrip("+")
+    return key == "scenario.reasoning" or key.startswith("scenario.reasoning_params.")
+
+
 def _bool(value: bool | None) -> str:
     return "null" if value is None else str(value)
 

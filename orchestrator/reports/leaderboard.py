@@ -12,9 +12,10 @@ import html
 import io
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -50,6 +51,24 @@ NUMERIC = {
 }
 
 
+def _reasoning_note(row: Mapping[str, Any]) -> str:
+    """What a reader of the table must know of a row's reasoning, in its note.
+
+    A mode the model lacks, or a switch its template does not read (rows of state ``Off (N/A)``
+    may have none to read: not noted).
+    """
+    if row.get("reasoning_mismatch"):
+        return f"reasoning: {row['reasoning_mismatch']}"
+    asked = row.get("reasoning_requested_control") or "none"
+    if (
+        row.get("reasoning_control") == "none"
+        and asked not in ("none", "model_default")
+        and row.get("reasoning_state") != "Off (N/A)"
+    ):
+        return f"reasoning not applied ({asked}): {row.get('reasoning_note') or 'see its report'}"
+    return ""
+
+
 def _cells(r: Rated) -> dict[str, str]:
     cells = {key: str(r.row.get(key) if r.row.get(key) is not None else "") for _, key in COLUMNS}
     cells["stars"] = str(r.stars) if r.stars else ""
@@ -57,8 +76,7 @@ def _cells(r: Rated) -> dict[str, str]:
     note = r.reason
     if r.row.get("energy_source") == "estimate":
         note = ("estimated energy (no GPU counter); " + note).strip("; ")
-    if r.row.get("reasoning_mismatch"):
-        note = (f"reasoning: {r.row['reasoning_mismatch']}; " + note).strip("; ")
+    note = "; ".join(n for n in (_reasoning_note(r.row), note) if n)
     cells["note"] = note
     return cells
 

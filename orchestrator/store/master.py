@@ -42,7 +42,8 @@ EXTRA_COLUMNS = (
     "run_id", "run_name", "status", "cause", "runner", "image", "software_id", "gpu_name",
     "gpu_uuids", "energy_source", "energy_above_idle_wh", "idle_power_w", "average_power_w",
     "output_tokens_per_second", "repeats", "repeat_energy_cv", "reasoning_control",
-    "reasoning_requested_control", "reasoning_mismatch", "generation_path", "short_window",
+    "reasoning_requested_control", "reasoning_mismatch", "reasoning_note", "generation_path",
+    "short_window",
     "counter_reset", "trace_mismatch", "foreign_process", "recompiled", "gpu_count",
     "gpu_energy_j_each", "warmup", "batch_size", "config_hash", "attempts", "run_wall_seconds",
     "log_path",
@@ -81,6 +82,7 @@ def _record_columns(record: RunRecord) -> dict[str, Any]:
         "run_wall_seconds": round(record.duration_s, 3),
         "log_path": record.log_path,
         "reasoning_mismatch": record.reasoning_mismatch,
+        "reasoning_note": record.reasoning_note,
         # A failed run keeps its real duration (never a zero).
         "total_duration_seconds": round(record.duration_s, 3),
     }
@@ -110,6 +112,7 @@ def _report_columns(report: Mapping[str, Any]) -> dict[str, Any]:
         **_gpu_columns(energy.get("gpus")),
         "reasoning_control": _scalar(report.get("reasoning_control")),
         "reasoning_requested_control": _scalar(reasoning.get("requested_control")),
+        "reasoning_note": _scalar(reasoning.get("note")) or "",
         "generation_path": _scalar(report.get("generation_path")),
     }
 
@@ -138,7 +141,10 @@ def row_of(record: RunRecord, report: Any) -> dict[str, Any]:
     if problem:
         message = f"{CORRUPT}: {contract.REPORT_FILE}: {problem}"
         return row | {"status": CORRUPT, "cause": CORRUPT, "error_message": message}
-    return row | _report_columns(report)
+    columns = _report_columns(report)
+    # The host's note on the directive, then the benchmark's on what it could apply.
+    notes = (record.reasoning_note, columns.pop("reasoning_note"))
+    return row | columns | {"reasoning_note": "; ".join(n for n in notes if n)}
 
 
 def corrupt_row(name: str, file: str, problem: str) -> dict[str, Any]:

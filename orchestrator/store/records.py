@@ -55,6 +55,7 @@ class RunRecord:
     overrides: tuple[str, ...] = ()
     # Set when the model has only the other reasoning mode than its row's and ran in that one.
     reasoning_mismatch: str = ""
+    reasoning_note: str = ""  # the directive's note: how the row's state is applied, or is not
     schema_version: int = field(default=RECORD_SCHEMA)
 
     def to_dict(self) -> dict[str, Any]:

@@ -279,6 +279,11 @@ class PyTorchBackend:
         if not self.scenario.truncation or context is None:
             return [self.render(p) for p in prompts]
         room = context - self.scenario.max_new_tokens
+        if room <= 0:
+            raise BenchConfigError(
+                f"scenario.generate_kwargs.max_new_tokens={self.scenario.max_new_tokens} is not "
+                f"less than the model's context ({context} tokens): no room for a prompt"
+            )
         texts, self.truncated_prompts = rendering.fit(
             self.tokenizer, prompts, self.applied_reasoning, room=room, special=special
         )

@@ -81,6 +81,11 @@ def plan(tokenizer: ChatTokenizer, reasoning: ReasoningConfig) -> AppliedReasoni
             f"scenario.reasoning={on} without scenario.reasoning_params.control: nothing was "
             "applied to the prompt (the host resolves a row's mechanism from its model family)"
         )
+    if reasoning.enable_thinking is not None and control != "chat_template_kwarg":
+        notes.append(
+            f"scenario.reasoning_params.enable_thinking={reasoning.enable_thinking} was not "
+            f"written: control {control} applies the state"
+        )
     if reasoning.effort is not None and control != "harmony":
         notes.append(
             f"scenario.reasoning_params.reasoning_effort={reasoning.effort} was not applied: "
@@ -149,7 +154,8 @@ def fit(
             if keep <= 0:
                 raise BenchConfigError(
                     f"scenario.generate_kwargs.max_new_tokens leaves {max(room, 0)} tokens of the "
-                    "model's context for a prompt: too few for one with its chat template, even cut"
+                    "model's context for a prompt (the context less the token budget): too few "
+                    "for one with its chat template, even cut"
                 )
             texts[i] = render(tokenizer, tokenizer.decode(ids[:keep]), applied)
             excess = len(tokenizer(texts[i], add_special_tokens=special).input_ids) - room
