@@ -187,11 +187,6 @@ def test_out_of_memory_while_loading_ends_the_run_with_exit_4_and_says_so(
     assert_failed(*bench(tmp_path, *FAST), "OutOfMemory", message, contract.ExitCode.OUT_OF_MEMORY)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: a pass of fewer than 3 batches that all fail is reported ok, exit 0, "
-    "0 successful prompts (energy_bench/benchmark.py _run_pass)",
-)
 def test_a_run_whose_every_batch_runs_out_of_memory_is_never_reported_ok(
     bench, monkeypatch, tmp_path
 ):
@@ -280,11 +275,6 @@ def hub_answers(monkeypatch):
     huggingface_hub.set_client_factory(huggingface_hub.utils._http.default_client_factory)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: transformers wraps the Hub's GatedRepoError / RepositoryNotFoundError "
-    "in a plain OSError, which _hub_error (energy_bench/backends/pytorch.py) maps to exit 3",
-)
 @pytest.mark.parametrize(
     "answer, expected",
     [((403, "GatedRepo"), (*GATED, 7)), ((404, "RepoNotFound"), (*NOT_FOUND, 8))],

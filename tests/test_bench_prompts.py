@@ -106,3 +106,10 @@ def test_bad_local_files(tmp_path):
     broken.write_text('{"text": "a"}\n{oops\n')
     with pytest.raises(BenchConfigError, match=r"broken\.jsonl:2: not JSON"):
         load_prompts(scenario(dataset_name=str(broken)))
+    null = tmp_path / "null.jsonl"  # a null must not become the prompt "None"
+    null.write_text('{"text": "a"}\n{"text": null}\n')
+    with pytest.raises(BenchConfigError, match=r"null\.jsonl:2: 'text' is not text \(got null\)"):
+        load_prompts(scenario(dataset_name=str(null)))
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text('{"text": "a"}\n{"text": "  "}\n')
+    assert load_prompts(scenario(dataset_name=str(blank))).texts == ["a"]

@@ -209,11 +209,6 @@ def test_a_gpu_without_the_energy_counter_is_unavailable_at_once(gpus):
         NvmlSource(UUIDS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: NvmlSource.__init__ (energy_bench/energy/sources.py) leaves its NVML "
-    "session open when the first counter read fails",
-)
 def test_a_gpu_without_the_energy_counter_ends_the_session_too(gpus):
     gpus[1].counter_ok = False
     with pytest.raises(EnergyUnavailable):

@@ -495,6 +495,33 @@ def test_settings_from_the_environment_reach_the_sweep_typed(in_process, tmp_pat
     assert seen["options"].retries == 0
 
 
+def test_every_option_can_come_from_the_environment(in_process, tmp_path, capsys, monkeypatch):
+    csv_path = models_csv(tmp_path, ",org/alpha,1,A,text_gen,Off,\n,org/beta,1,B,text_gen,On,\n")
+    formats = tmp_path / "formats.yaml"
+    formats.write_text(
+        "families:\n - {name: b, patterns: [beta], on: system_prompt, off: system_prompt}\n"
+    )
+    for key, value in {
+        "CSV": str(csv_path), "RUNNER": "local", "CLASS": "b", "REASONING_STATE": "on",
+        "DRY_RUN": "true", "REASONING_FORMATS": str(formats),
+    }.items():  # fmt: skip
+        monkeypatch.setenv(f"AI_ENERGY_SCORE_{key}", value)
+    assert main() == 0  # a dry run, of the filtered rows only
+    text = capsys.readouterr().out
+    assert "org_beta_On" in text and "org_alpha_Off" not in text
+    monkeypatch.setenv("AI_ENERGY_SCORE_DRY_RUN", "maybe")
+    assert main() == 2
+    assert "AI_ENERGY_SCORE_DRY_RUN='maybe': expected true or false" in capsys.readouterr().err
+    monkeypatch.setenv("AI_ENERGY_SCORE_DRY_RUN", "1")
+    monkeypatch.setenv("AI_ENERGY_SCORE_RUNNER", "podman")
+    assert main() == 2
+    assert "AI_ENERGY_SCORE_RUNNER='podman': expected one of auto" in capsys.readouterr().err
+    monkeypatch.setenv("AI_ENERGY_SCORE_RUNNER", "local")
+    monkeypatch.setenv("AI_ENERGY_SCORE_REASONING_FORMATS", str(tmp_path / "missing.yaml"))
+    assert main() == 2
+    assert f"{tmp_path / 'missing.yaml'}: file not found" in capsys.readouterr().err
+
+
 # --- 5. Ctrl-C with the local runner ----------------------------------------------------------
 
 

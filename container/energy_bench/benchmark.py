@@ -88,12 +88,14 @@ def _run_pass(
 ) -> list[PromptRecord]:
     records: list[PromptRecord] = []
     failures_in_a_row = 0
+    last_error: Exception | None = None
     for number, batch in enumerate(batches):
         start = time.perf_counter()
         try:
             gen = backend.generate(batch, max_new_tokens)
         except Exception as exc:
             failures_in_a_row += 1
+            last_error = exc
             message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             log.warning("batch %d of pass %d failed: %s", number, repeat, message)
             elapsed = time.perf_counter() - start
@@ -114,6 +116,12 @@ def _run_pass(
             PromptRecord(repeat, i, number, p, c, gen.latency_s, gen.ttft_s, True)
             for i, p, c in zip(batch.indices, gen.prompt_tokens, gen.completion_tokens, strict=True)
         ]
+    if last_error is not None and failures_in_a_row == len(batches):  # fewer than the abort needs
+        if isinstance(last_error, OutOfMemory):
+            raise last_error
+        raise BenchmarkAborted(
+            f"every batch of pass {repeat} failed; last: {records[-1].error}"
+        ) from last_error
     return records
 
 

@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -43,8 +44,7 @@ from orchestrator.store.lock import output_lock
 log = logging.getLogger(__name__)
 ORDERS = ("longest", "priority")
 ENV_PREFIX = "AI_ENERGY_SCORE_"
-ENV_SETTINGS = ("csv", "output_dir", "runner", "image", "gpus", "timeout", "retries",
-                "max_parallel", "num_prompts", "class_c_gpus", "order")  # fmt: skip
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -100,16 +100,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _env_defaults() -> dict[str, str]:
+def env_name(action: argparse.Action) -> str:
+    """The variable of an option: ``--max-parallel`` -> ``AI_ENERGY_SCORE_MAX_PARALLEL``."""
+    option = next(o for o in reversed(action.option_strings) if o.startswith("--"))
+    return ENV_PREFIX + option.removeprefix("--").replace("-", "_").upper()
+
+
+def _env_defaults(parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """Every option's value from its ``AI_ENERGY_SCORE_<OPTION>`` variable, else from ``.env``.
+
+    Values are read as the command line reads them (argparse converts a text default with the
+    option's type); flags take true / false, repeatable options a list split on ``os.pathsep``.
+    """
     from dotenv import dotenv_values
 
     values = {k: v for k, v in dotenv_values(".env").items() if v is not None}
     values.update(os.environ)
-    return {
-        name: values[ENV_PREFIX + name.upper()]
-        for name in ENV_SETTINGS
-        if values.get(ENV_PREFIX + name.upper())
-    }
+    defaults: dict[str, Any] = {}
+    for action in parser._actions:
+        if not any(o.startswith("--") for o in action.option_strings) or action.dest == "help":
+            continue
+        name = env_name(action)
+        text = values.get(name, "").strip()
+        if not text:
+            continue
+        if action.nargs == 0:  # a flag
+            if text.lower() not in _TRUE + _FALSE:
+                raise RunnerError(f"{name}={text!r}: expected true or false")
+            defaults[action.dest] = text.lower() in _TRUE
+        elif isinstance(action.default, list):  # repeatable
+            convert = action.type if callable(action.type) else str
+            defaults[action.dest] = [convert(p) for p in text.split(os.pathsep) if p]
+        else:
+            if action.choices is not None and text not in action.choices:
+                raise RunnerError(f"{name}={text!r}: expected one of {', '.join(action.choices)}")
+            defaults[action.dest] = text
+    return defaults
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -140,7 +166,7 @@ def _slots(args: argparse.Namespace) -> list[Slot]:
 def sweep_cli(argv: Sequence[str]) -> int:
     """Entry point of a sweep: parse, validate everything, then plan (``--dry-run``) or run."""
     parser = _parser()
-    parser.set_defaults(**_env_defaults())
+    parser.set_defaults(**_env_defaults(parser))
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.quiet)
     _check(args)

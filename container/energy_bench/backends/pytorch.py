@@ -33,16 +33,27 @@ from energy_bench.workload import rendering
 log = logging.getLogger(__name__)
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the errors it was raised from (transformers wraps the Hub's in an OSError)."""
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return chain
+
+
 def _hub_error(exc: BaseException, model: str) -> ModelLoadError:
-    text = f"{type(exc).__name__}: {exc}"
-    name = type(exc).__name__
-    if name == "GatedRepoError" or " 401" in text or " 403" in text:
+    chain = _causes(exc)
+    # The Hub's error classes by name (GatedRepoError is a RepositoryNotFoundError: first).
+    kinds = {cls.__name__ for e in chain for cls in type(e).__mro__}
+    text = " ".join(f"{type(e).__name__}: {e}" for e in chain)
+    if "GatedRepoError" in kinds or " 401" in text or " 403" in text:
         return GatedModel(
             f"gated model {model} (HTTP 401/403): accept its licence and set HF_TOKEN"
         )
-    if name in ("RepositoryNotFoundError", "EntryNotFoundError") or " 404" in text:
+    if kinds & {"RepositoryNotFoundError", "EntryNotFoundError"} or " 404" in text:
         return ModelNotFound(f"model {model} not found (HTTP 404)")
-    return ModelLoadError(f"cannot load {model}: {text.splitlines()[0]}")
+    return ModelLoadError(f"cannot load {model}: {f'{type(exc).__name__}: {exc}'.splitlines()[0]}")
 
 
 def _placement(device_map: Any) -> dict[str, int] | None:

@@ -78,7 +78,11 @@ class NvmlSource:
         self.devices = [
             DeviceInfo("gpu", g.name, g.uuid, g.index, g.power_limit_w) for g in self._nvml.gpus
         ]
-        self.read_j()  # fails now, not mid-run, on GPUs without the counter
+        try:
+            self.read_j()  # fails now, not mid-run, on GPUs without the counter
+        except BaseException:
+            self._nvml.close()  # nobody else holds the session to end it
+            raise
 
     def read_j(self) -> list[float]:
         return self._nvml.energy_j()

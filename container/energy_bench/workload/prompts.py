@@ -45,7 +45,13 @@ def _read_jsonl(path: Path, column: str) -> list[str]:
                 raise BenchConfigError(f"{path}:{number}: not JSON: {exc.msg}") from None
             if not isinstance(row, dict) or column not in row:
                 raise BenchConfigError(f"{path}:{number}: no {column!r} field")
-            texts.append(str(row[column]))
+            text = row[column]
+            if not isinstance(text, str):  # a null would become the prompt "None"
+                raise BenchConfigError(
+                    f"{path}:{number}: {column!r} is not text (got {json.dumps(text)[:40]})"
+                )
+            if text.strip():  # blank prompts are skipped, as in a .csv or .txt file
+                texts.append(text)
     return texts
 
 
