@@ -26,7 +26,16 @@ QUICK = (
     "scenario.warmup_pass=False",
     "energy.idle_seconds=0.2",
 )
-SLOW = (*QUICK[:-1], "energy.idle_seconds=60")  # sits in its idle baseline for a minute
+# Minutes of work whatever the energy source (an estimate has no idle window to sit in): 200
+# prompts of exactly 300 new tokens each.
+SLOW = (
+    *QUICK[:3],
+    "scenario.num_samples=200",
+    "scenario.warmup_pass=False",
+    "energy.idle_seconds=0",
+    "scenario.generate_kwargs.max_new_tokens=300",
+    "scenario.generate_kwargs.min_new_tokens=300",
+)
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
