@@ -30,6 +30,7 @@ class Devices:
 
     name = "nvml"
     trace_checks_counter = True  # power read apart from the counters, as NVML's
+    known_idle_w = None
 
     def __init__(self, watts: list[float], counter_update_s: float = 0.25, base_j: float = 1e6):
         self.t = 0.0

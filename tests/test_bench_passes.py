@@ -43,6 +43,7 @@ class WorkDevice:
         return None
 
     trace_checks_counter = True
+    known_idle_w = None
 
     def add_work(self, tokens: int) -> None:
         pass

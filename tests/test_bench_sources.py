@@ -253,6 +253,7 @@ class BreakingSource:
         return None
 
     trace_checks_counter = True
+    known_idle_w = None
 
     def add_work(self, tokens: int) -> None:
         pass

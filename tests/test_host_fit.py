@@ -346,3 +346,19 @@ def test_the_physical_memory_of_this_machine_is_read_without_a_dependency():
     memory = slots_module.host_memory_bytes()
     assert memory == os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") > 0
     assert {s.memory_bytes for s in slots_module.cpu_slots(2)} == {memory}
+
+
+def test_a_single_run_refuses_what_the_sweep_would_skip(monkeypatch, tmp_path, capsys):
+    from orchestrator.commands.cli import main
+    from orchestrator.execution import gpus
+
+    cpu_host(monkeypatch, 64)
+    monkeypatch.setattr(gpus, "inventory", list)
+    out = tmp_path / "out"
+    code = main(
+        ["run", "--model", "Qwen/Qwen3-235B-A22B", "--runner", "local", "--output-dir", str(out)]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"Qwen_Qwen3-235B-A22B_Off: {QWEN_235B}; this machine has 64 GiB" in err
+    assert not (out / "individual_runs").exists()  # nothing was started

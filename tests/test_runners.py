@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,10 +10,11 @@ import threading
 import time
 from pathlib import Path
 
+import docker
 import pytest
 from conftest import TINY_MODEL
 
-from orchestrator.execution.runners.docker import LABEL_RUN_ID, DockerRunner
+from orchestrator.execution.runners.docker import LABEL_OUTPUT_DIR, LABEL_RUN_ID, DockerRunner
 from orchestrator.execution.runners.local import LocalRunner
 from orchestrator.execution.spec import Cause, RunSpec
 from orchestrator.secrets import MASK
@@ -191,6 +193,29 @@ def test_token_in_environment_not_in_command(tmp_path, docker_image, no_leftover
         assert TOKEN not in json.dumps(attrs["Config"].get("Entrypoint"))
     finally:
         container.remove(force=True)
+
+
+@pytest.mark.docker
+def test_containers_an_earlier_sweep_left_are_removed_with_that_folder_only(
+    tmp_path, docker_image, no_leftover_containers
+):
+    runner = DockerRunner()
+    mine = spec(tmp_path / "mine", image=docker_image, run_id="left-1")
+    other = spec(tmp_path / "other", image=docker_image, run_id="left-2")
+    left = [
+        runner.client.containers.create(**runner.container_kwargs(s, None))
+        for s in (mine, mine, other)
+    ]
+    try:
+        assert runner.remove_leftovers(mine.output_dir) == 2
+        assert runner.remove_leftovers(mine.output_dir) == 0
+        label = f"{LABEL_OUTPUT_DIR}={other.output_dir}"
+        remaining = runner.client.containers.list(all=True, filters={"label": label})
+        assert [c.id for c in remaining] == [left[2].id]  # another folder's are kept
+    finally:
+        for container in left:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
 
 
 @pytest.mark.docker

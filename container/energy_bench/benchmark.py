@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from energy_bench.backends.base import Batch, InferenceBackend
+from energy_bench.backends.base import Batch, Generation, InferenceBackend
 from energy_bench.backends.pytorch import PyTorchBackend
 from energy_bench.config import BenchConfig
 from energy_bench.contract import GENERATION_COMPILED
@@ -79,6 +79,15 @@ class RunData:
     provenance: dict[str, object] = field(default_factory=dict)
 
 
+def _generate(
+    backend: InferenceBackend, source: EnergySource, batch: Batch, max_new_tokens: int | None = None
+) -> Generation:
+    """One batch generated, and the tokens it processed told to the source (an estimate counts)."""
+    gen = backend.generate(batch, max_new_tokens)
+    source.add_work(sum(gen.prompt_tokens) + sum(gen.completion_tokens))
+    return gen
+
+
 def _run_pass(
     backend: InferenceBackend,
     source: EnergySource,
@@ -92,7 +101,7 @@ def _run_pass(
     for number, batch in enumerate(batches):
         start = time.perf_counter()
         try:
-            gen = backend.generate(batch, max_new_tokens)
+            gen = _generate(backend, source, batch, max_new_tokens)
         except Exception as exc:
             failures_in_a_row += 1
             last_error = exc
@@ -111,7 +120,6 @@ def _run_pass(
                 ) from exc
             continue
         failures_in_a_row = 0
-        source.add_work(sum(gen.prompt_tokens) + sum(gen.completion_tokens))
         records += [
             PromptRecord(repeat, i, number, p, c, gen.latency_s, gen.ttft_s, True)
             for i, p, c in zip(batch.indices, gen.prompt_tokens, gen.completion_tokens, strict=True)
@@ -148,8 +156,7 @@ def _warm_up(
         return windows
     for i in range(s.warmup_runs):
         with meter.window(f"warmup_{i}") as warm:
-            gen = backend.generate(batches[i % len(batches)])
-            source.add_work(sum(gen.prompt_tokens) + sum(gen.completion_tokens))
+            _generate(backend, source, batches[i % len(batches)])
         windows.append(warm.measurement)  # type: ignore[arg-type]
     return windows
 
@@ -175,8 +182,7 @@ def run_benchmark(
         with meter.window("preprocess") as pre:
             batches = backend.prepare(prompts.texts)
         data.preprocess = pre.measurement
-        # An estimate counts work only: its idle power is zero by construction, not measured.
-        idle_s = 0.0 if source.name == "estimate" else config.energy.idle_seconds
+        idle_s = 0.0 if source.known_idle_w is not None else config.energy.idle_seconds
         data.idle = meter.measure_idle(idle_s)
         if backend.generation_path == GENERATION_COMPILED:
             with meter.window("compile") as compiling:

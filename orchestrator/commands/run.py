@@ -11,6 +11,7 @@ from orchestrator.commands.common import (
     add_common_options,
     check_common,
     hf_cache_for,
+    host_slots,
     prompts_file,
     warn_without_token,
 )
@@ -22,6 +23,7 @@ from orchestrator.execution.execute import (
     execute,
     settle_stale,
 )
+from orchestrator.execution.fit import misfit
 from orchestrator.execution.gpus import usable
 from orchestrator.execution.runners.choice import make_runner
 from orchestrator.execution.scheduler import other_row
@@ -163,8 +165,10 @@ def run_cli(argv: Sequence[str]) -> int:
     token = find_hf_token()
     check_plans([plan], options, token.value if token else None)
     warn_without_token([plan], token is not None)
-    if gpus and len(gpus) < plan.gpus_needed:
-        raise RunnerError(f"{plan.name} needs {plan.gpus_needed} free GPUs; {len(gpus)} are free")
+    hf_cache = hf_cache_for(runner, args.hf_cache)
+    reason = misfit(plan, host_slots(gpus), hf_home=hf_cache)  # as a sweep would skip it
+    if reason:
+        raise RunnerError(f"{plan.name}: {reason}")
     uuids = tuple(g.uuid for g in gpus[: plan.gpus_needed])
     log.info(
         "%s: %s runner, %s, run id %s",
@@ -190,7 +194,7 @@ def run_cli(argv: Sequence[str]) -> int:
                 image=args.image,
                 software_id=software_id,
                 timeout_s=args.timeout,
-                hf_cache_dir=hf_cache_for(runner, args.hf_cache),
+                hf_cache_dir=hf_cache,
             ),
             gpu_uuids=uuids,
             token=token.value if token else None,

@@ -16,6 +16,7 @@ from orchestrator.commands.common import (
     add_common_options,
     check_common,
     hf_cache_for,
+    host_slots,
     prompts_file,
     warn_without_token,
 )
@@ -27,7 +28,7 @@ from orchestrator.execution.execute import ExecOptions
 from orchestrator.execution.gpus import usable
 from orchestrator.execution.runners.choice import make_runner
 from orchestrator.execution.scheduler import run_sweep, triage
-from orchestrator.execution.slots import Slot, cpu_slots, gpu_slots
+from orchestrator.execution.slots import Slot
 from orchestrator.models.csv_reader import read_models_csv
 from orchestrator.models.filters import filter_configs
 from orchestrator.models.reasoning import load_formats
@@ -156,11 +157,7 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _slots(args: argparse.Namespace) -> list[Slot]:
-    gpus = usable(args.gpus)
-    if gpus:
-        memory = [round(g.memory_total_gib * 2**30) for g in gpus]
-        return gpu_slots([g.uuid for g in gpus], [g.name for g in gpus], memory_bytes=memory)
-    return cpu_slots(args.max_parallel or 1)
+    return host_slots(usable(args.gpus), args.max_parallel or 1)
 
 
 def sweep_cli(argv: Sequence[str]) -> int:

@@ -47,6 +47,8 @@ class EnergySource(Protocol):
     counter_update_s: float
     # Whether its power trace is read apart from its counter, so that the one checks the other.
     trace_checks_counter: bool
+    # Idle power known without measuring it (the estimate counts work only: 0 W); None: measure.
+    known_idle_w: float | None
 
     def read_j(self) -> list[float]: ...
 
@@ -72,6 +74,7 @@ class NvmlSource:
     name: SourceName = "nvml"
     counter_update_s = 0.1
     trace_checks_counter = True  # power fields, read apart from the energy counter
+    known_idle_w = None
 
     def __init__(self, uuids: Sequence[str]) -> None:
         self._nvml = Nvml(uuids)
@@ -130,6 +133,7 @@ class _HostCounters:
 
     _power: _DerivedPower
     trace_checks_counter = False
+    known_idle_w: float | None = None
 
     def read_j(self) -> list[float]:
         raise NotImplementedError
@@ -195,6 +199,7 @@ class EstimateSource(_HostCounters):
 
     name: SourceName = "estimate"
     counter_update_s = 0.01
+    known_idle_w = 0.0  # it counts work only: idle is zero by construction, not measured
 
     def __init__(self, parameters: int, j_per_flop: float = ESTIMATE_J_PER_FLOP) -> None:
         self.j_per_token = 2 * parameters * j_per_flop

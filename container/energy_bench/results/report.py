@@ -90,11 +90,11 @@ def _per_device(data: RunData, passes: list[dict[str, Any]]) -> list[dict[str, A
 
 
 def _idle_power(data: RunData, device: int) -> float | None:
-    """One device's idle power: measured, zero for the work estimate, else unknown."""
+    """One device's idle power: measured, else what the source knows of it, else unknown."""
     idle = data.idle
     if idle is not None and idle.duration_s > 0:
         return idle.device_energy_j[device] / idle.duration_s
-    return 0.0 if data.source.name == "estimate" else None
+    return data.source.known_idle_w
 
 
 def _mean(passes: list[dict[str, Any]], key: str) -> Any:
@@ -110,8 +110,8 @@ def build_report(data: RunData) -> dict[str, Any]:
     """The full report as a JSON-ready dict."""
     cfg = data.config
     idle_w = data.idle.average_power_w if data.idle is not None else None
-    if data.source.name == "estimate":  # it counts work only: idle is zero by construction
-        idle_w = 0.0
+    if data.source.known_idle_w is not None:
+        idle_w = data.source.known_idle_w
     passes = [_pass_figures(p, idle_w) for p in data.passes]
     energy_j = _mean(passes, "energy_j") or 0.0
     successful = min((p["successful_prompts"] for p in passes), default=0)

@@ -96,8 +96,11 @@ class DockerRunner:
         """
         label = f"{LABEL_OUTPUT_DIR}={out_dir}"
         removed = 0
-        for container in self.client.containers.list(all=True, filters={"label": label}):
-            log.warning("removing container %s left by an earlier sweep", container.name)
+        # Sparse: a full list inspects each container, and one removed meanwhile is a 404.
+        for container in self.client.containers.list(
+            all=True, sparse=True, filters={"label": label}
+        ):
+            log.warning("removing container %s left by an earlier sweep", container.short_id)
             _remove(container)
             removed += 1
         return removed
