@@ -226,19 +226,19 @@ def _at_least(key: str, value: Any, low: float) -> Any:
     return value
 
 
+def _whole(key: str, value: Any, low: int, unit: str = "") -> int:
+    """A whole number of at least ``low`` (``unit`` names what it counts in the message)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BenchConfigError(f"{key}={value!r}: expected a whole number{unit}")
+    return int(_at_least(key, value, low))
+
+
 def _budget(key: str, value: Any, low: int) -> int:
     """A token budget: a whole number from ``low`` up to ``MAX_TOKEN_BUDGET``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BenchConfigError(f"{key}={value!r}: expected a whole number of tokens")
+    value = _whole(key, value, low, " of tokens")
     if value > MAX_TOKEN_BUDGET:
         raise BenchConfigError(f"{key}={value}: more than {MAX_TOKEN_BUDGET:,} tokens")
-    return _at_least(key, value, low)
-
-
-def _whole(key: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BenchConfigError(f"{key}={value!r}: expected a whole number")
-    return int(_at_least(key, value, low))
+    return value
 
 
 def _flag(key: str, value: Any, *, null: bool = True) -> bool | None:

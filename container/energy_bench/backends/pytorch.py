@@ -56,6 +56,11 @@ def _hub_error(exc: BaseException, model: str) -> ModelLoadError:
     return ModelLoadError(f"cannot load {model}: {f'{type(exc).__name__}: {exc}'.splitlines()[0]}")
 
 
+def _longest(batches: Sequence[Batch]) -> int:
+    """The most tokens a prompt of these batches has (0 without any)."""
+    return max((max(b.prompt_tokens) for b in batches), default=0)
+
+
 def _placement(device_map: Any) -> dict[str, int] | None:
     """How many modules of a model spread over devices sit on each device (None: one device)."""
     if not isinstance(device_map, dict):
@@ -198,10 +203,30 @@ class PyTorchBackend:
         return rendering.render(self.tokenizer, prompt, self.applied_reasoning)
 
     def prepare(self, prompts: Sequence[str]) -> list[Batch]:
-        """Render and tokenize every prompt, in batches of ``scenario.batch_size``."""
+        """Render and tokenize every prompt, in batches of ``scenario.batch_size``.
+
+        With ``scenario.truncation``, prompts too long for the context beside the budget are cut
+        and the batches made again (only then: the prompts are tokenized once otherwise).
+        """
         assert self.applied_reasoning is not None, "load() first"
         special = not self.applied_reasoning.uses_chat_template  # templates add BOS themselves
-        texts = self._fit(prompts, special)
+        batches = self._batches([self.render(p) for p in prompts], special)
+        self.truncated_prompts = 0
+        context = self._context()
+        budget = self.scenario.max_new_tokens
+        too_long = context is not None and _longest(batches) + budget > context
+        if self.scenario.truncation and too_long:
+            batches = self._batches(self._cut(prompts, special, context), special)
+        longest = _longest(batches)
+        self._check_context(longest)
+        if self.generation_path == GENERATION_COMPILED:
+            # One cache size for every batch: a new size would compile the decode step again.
+            width = max((b.inputs["input_ids"].shape[1] for b in batches), default=longest)
+            self.generation.static_cache_tokens = width + budget
+        return batches
+
+    def _batches(self, texts: Sequence[str], special: bool) -> list[Batch]:
+        """The rendered prompts tokenized in batches of ``scenario.batch_size``, on the device."""
         size = self.scenario.batch_size
         batches = []
         for start in range(0, len(texts), size):
@@ -211,12 +236,6 @@ class PyTorchBackend:
             ).to(self.devices[0])
             counts = tuple(int(n) for n in inputs["attention_mask"].sum(dim=1).tolist())
             batches.append(Batch(tuple(range(start, start + len(chunk))), inputs, counts))
-        longest = max((max(b.prompt_tokens) for b in batches), default=0)
-        self._check_context(longest)
-        if self.generation_path == GENERATION_COMPILED:
-            # One cache size for every batch: a new size would compile the decode step again.
-            width = max((b.inputs["input_ids"].shape[1] for b in batches), default=longest)
-            self.generation.static_cache_tokens = width + self.scenario.max_new_tokens
         return batches
 
     @property
@@ -282,13 +301,9 @@ class PyTorchBackend:
         context = getattr(text, "max_position_embeddings", None)
         return context if isinstance(context, int) else None
 
-    def _fit(self, prompts: Sequence[str], special: bool) -> list[str]:
-        """Every prompt rendered; with ``scenario.truncation``, cut to fit beside the budget."""
+    def _cut(self, prompts: Sequence[str], special: bool, context: int) -> list[str]:
+        """Every prompt rendered, those too long beside the budget cut to fit the context."""
         assert self.applied_reasoning is not None, "load() first"
-        context = self._context()
-        self.truncated_prompts = 0
-        if not self.scenario.truncation or context is None:
-            return [self.render(p) for p in prompts]
         room = context - self.scenario.max_new_tokens
         if room <= 0:
             raise BenchConfigError(
@@ -298,14 +313,13 @@ class PyTorchBackend:
         texts, self.truncated_prompts = rendering.fit(
             self.tokenizer, prompts, self.applied_reasoning, room=room, special=special
         )
-        if self.truncated_prompts:
-            log.warning(
-                "scenario.truncation: %d of %d prompts cut to %d tokens (the model's context "
-                "less max_new_tokens)",
-                self.truncated_prompts,
-                len(texts),
-                room,
-            )
+        log.warning(
+            "scenario.truncation: %d of %d prompts cut to %d tokens (the model's context "
+            "less max_new_tokens)",
+            self.truncated_prompts,
+            len(texts),
+            room,
+        )
         return texts
 
     def _check_context(self, longest_prompt: int) -> None:
