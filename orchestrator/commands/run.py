@@ -31,7 +31,8 @@ from orchestrator.models.config import ReasoningState
 from orchestrator.models.csv_reader import single_config
 from orchestrator.models.reasoning import load_formats
 from orchestrator.planning.checks import check_plans
-from orchestrator.planning.plan import PlanOptions, plan_runs
+from orchestrator.planning.identity import split_override
+from orchestrator.planning.plan import FALSE, TRUE, PlanOptions, plan_runs
 from orchestrator.secrets import find_hf_token
 from orchestrator.store.lock import output_lock
 from orchestrator.store.master import rebuild_master
@@ -72,7 +73,6 @@ REASONING_KEYS = {
     "scenario.reasoning_params.reasoning_effort": "effort",
 }
 SWITCH_KEY = "scenario.reasoning_params.enable_thinking"
-_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
 def reasoning_from_overrides(
@@ -86,8 +86,8 @@ def reasoning_from_overrides(
     """
     rest, switches, effort, given = [], {}, None, []
     for item in overrides:
-        key, _, value = item.partition("=")
-        key, value = key.strip().lstrip("+"), value.strip().strip("\"'").lower()
+        key, value = split_override(item)
+        value = value.strip("\"'").lower()
         kind = REASONING_KEYS.get(key)
         if kind is None or key == SWITCH_KEY:
             rest.append(item)  # the chat template switch is also written as asked
@@ -98,8 +98,8 @@ def reasoning_from_overrides(
             effort = value
         elif kind == "effort" and value in ("off", "none", "null", ""):
             effort = None
-        elif kind == "reasoning" and value in _TRUE + _FALSE:
-            switches[key] = value in _TRUE
+        elif kind == "reasoning" and value in TRUE + FALSE:
+            switches[key] = value in TRUE
         else:
             raise RunnerError(f"{item}: expected true or false (or high, medium, low for effort)")
     # Their runner sends scenario.reasoning=True beside every parameter: the specific key decides.
@@ -115,21 +115,15 @@ def reasoning_from_overrides(
     asked = ("On" + (f" ({effort.title()})" if effort else "")) if on else "Off"
     if state is None:
         return asked, tuple(rest)
-    chosen = ReasoningState(_state_of(state))
+    chosen = ReasoningState.from_text(state)
+    if chosen is None:
+        valid = ", ".join(s.value for s in ReasoningState if s.value)
+        raise RunnerError(f"--reasoning-state {state!r}: expected one of {valid}")
     if chosen.enabled is not on or (effort and chosen.effort not in (None, effort)):
         raise RunnerError(
             f"--reasoning-state {state!r} and {' '.join(given)} disagree (they ask {asked!r})"
         )
     return (asked if effort and not chosen.effort else state), tuple(rest)
-
-
-def _state_of(text: str) -> str:
-    """The Reasoning State spelt as in the CSV (``on (high)`` -> ``On (High)``)."""
-    for state in ReasoningState:
-        if state.value and state.value.lower() == " ".join(text.split()).lower():
-            return state.value
-    valid = ", ".join(s.value for s in ReasoningState if s.value)
-    raise RunnerError(f"--reasoning-state {text!r}: expected one of {valid}")
 
 
 def run_cli(argv: Sequence[str]) -> int:

@@ -35,6 +35,8 @@ from orchestrator.models.reasoning import load_formats
 from orchestrator.planning.checks import check_plans
 from orchestrator.planning.plan import (
     CLASS_C_DEFAULT_GPUS,
+    FALSE,
+    TRUE,
     PlanOptions,
     plan_runs,
     sets_reasoning,
@@ -45,7 +47,6 @@ from orchestrator.store.lock import output_lock
 log = logging.getLogger(__name__)
 ORDERS = ("longest", "priority")
 ENV_PREFIX = "AI_ENERGY_SCORE_"
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -126,9 +127,9 @@ def _env_defaults(parser: argparse.ArgumentParser) -> dict[str, Any]:
         if not text:
             continue
         if action.nargs == 0:  # a flag
-            if text.lower() not in _TRUE + _FALSE:
+            if text.lower() not in TRUE + FALSE:
                 raise RunnerError(f"{name}={text!r}: expected true or false")
-            defaults[action.dest] = text.lower() in _TRUE
+            defaults[action.dest] = text.lower() in TRUE
         elif isinstance(action.default, list):  # repeatable
             convert = action.type if callable(action.type) else str
             defaults[action.dest] = [convert(p) for p in text.split(os.pathsep) if p]

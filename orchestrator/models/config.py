@@ -38,6 +38,12 @@ class ReasoningState(StrEnum):
     OFF_NA = "Off (N/A)"
     NONE = ""
 
+    @classmethod
+    def from_text(cls, text: str) -> ReasoningState | None:
+        """The non-empty state ``text`` spells, case and spacing aside (``on  (high)``); or None."""
+        wanted = " ".join(text.split()).lower()
+        return next((s for s in cls if s.value and s.value.lower() == wanted), None)
+
     @property
     def enabled(self) -> bool | None:
         """True for the On states, False for the Off states, None for an empty cell."""

@@ -41,7 +41,6 @@ _NOT_APPLICABLE = {"", "n/a", "n/a (default)", "na", "none"}
 _HUB_URL = re.compile(r"^https?://(?:www\.)?huggingface\.co/(?P<path>[^?#]+)$", re.IGNORECASE)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _LOCAL_PREFIXES = ("/", "./", "../", "~")
-_STATES = {state.value.lower(): state for state in ReasoningState if state.value}
 
 
 def _normalise(text: str) -> str:
@@ -179,7 +178,7 @@ def _reasoning_state(row: _Row, task: Task) -> ReasoningState:
             valid = ", ".join(s.value for s in ReasoningState if s.value)
             raise row.error(STATE, f"text_gen rows need a reasoning state ({valid})", cell)
         return ReasoningState.NONE
-    state = _STATES.get(key)
+    state = ReasoningState.from_text(cell)
     if state is None:
         valid = ", ".join(s.value for s in ReasoningState if s.value)
         raise row.error(STATE, f"unknown reasoning state; expected one of {valid} or empty", cell)

@@ -48,7 +48,6 @@ class Family:
     patterns: tuple[re.Pattern[str], ...]
     on: Rule
     off: Rule
-    source: str = ""
 
     def matches(self, model_id: str) -> bool:
         """True when one of the patterns is found in the id (ignoring case)."""
@@ -177,7 +176,6 @@ def _family(path: Path, index: int, data: Any) -> Family:
         patterns=tuple(compiled),
         on=_rule(path, f"{where}, on", data["on"]),
         off=_rule(path, f"{where}, off", data["off"]),
-        source=str(path),
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from energy_bench import contract
 from orchestrator.errors import RunnerError
+from orchestrator.planning.identity import split_override
 from orchestrator.planning.plan import PlanOptions, RunPlan
 
 # The shape of a Hugging Face access token, whoever's it is.
@@ -32,7 +33,7 @@ def _where(plan: RunPlan) -> str:
 def check_user_overrides(options: PlanOptions, token: str | None) -> None:
     """The overrides typed on the command line: no model switch, no secret."""
     for item in options.extra_overrides:
-        key = item.partition("=")[0].strip().lstrip("+")
+        key = split_override(item)[0]
         if key == MODEL_KEY:
             raise RunnerError(
                 f"override {MODEL_KEY}=...: the model comes from the CSV row (or `run --model`); "

@@ -62,13 +62,15 @@ def run_names(configs: Sequence[ModelConfig]) -> list[str]:
     return names
 
 
+def split_override(item: str) -> tuple[str, str]:
+    """A ``key=value`` override as the benchmark reads it: key without spaces or leading ``+``."""
+    key, _, value = item.partition("=")
+    return key.strip().lstrip("+"), value.strip()
+
+
 def canonical_overrides(overrides: Sequence[str]) -> dict[str, str]:
     """The settings the overrides make, as the benchmark reads them (the last value wins)."""
-    settings: dict[str, str] = {}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        settings[key.strip().lstrip("+")] = value.strip()
-    return dict(sorted(settings.items()))
+    return dict(sorted(dict(map(split_override, overrides)).items()))
 
 
 def file_digest(path: Path) -> str:

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.models.config import ModelClass, ModelConfig, Task
-from orchestrator.planning.identity import file_digest, run_id, run_names
+from orchestrator.planning.identity import (
+    canonical_overrides,
+    file_digest,
+    run_id,
+    run_names,
+    split_override,
+)
 
 CLASS_C_DEFAULT_GPUS = 2
 DEFAULT_PROMPTS = 1000  # the benchmark's default scenario.num_samples
@@ -17,6 +23,7 @@ LOAD_S = {ModelClass.A: 1800.0, ModelClass.B: 3600.0, ModelClass.C: 7200.0, None
 TOKEN_S = {ModelClass.A: 0.1, ModelClass.B: 0.25, ModelClass.C: 0.5, None: 0.25}
 PROMPT_S = 2.0
 MAX_TIMEOUT_S = 30 * 24 * 3600.0  # 30 days: beyond it, a bound means nothing (and overflows)
+TRUE = ("true", "yes", "on", "1")  # how an override or setting spells a boolean
 FALSE = ("false", "no", "off", "0")
 
 
@@ -51,12 +58,7 @@ class RunPlan:
 
     def setting(self, key: str) -> str | None:
         """The value an override gives ``key`` (the last one wins), or None."""
-        values = [
-            value.strip()
-            for name, _, value in (o.partition("=") for o in self.overrides)
-            if name.strip().lstrip("+") == key  # as the benchmark reads a key
-        ]
-        return values[-1] if values else None
+        return canonical_overrides(self.overrides).get(key)
 
     def whole(self, key: str, default: int) -> int:
         """The whole number an override gives ``key``, else ``default``."""
@@ -83,7 +85,7 @@ class RunPlan:
 
 def sets_reasoning(override: str) -> bool:
     """True for a ``key=value`` of the reasoning directive, which each row's state decides."""
-    key = override.partition("=")[0].strip().lstrip("+")
+    key = split_override(override)[0]
     return key == "scenario.reasoning" or key.startswith("scenario.reasoning_params.")
 
 

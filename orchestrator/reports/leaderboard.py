@@ -73,11 +73,13 @@ def _cells(r: Rated) -> dict[str, str]:
     cells = {key: str(r.row.get(key) if r.row.get(key) is not None else "") for _, key in COLUMNS}
     cells["stars"] = str(r.stars) if r.stars else ""
     cells["group"] = r.group
-    note = r.reason
-    if r.row.get("energy_source") == "estimate":
-        note = ("estimated energy (no GPU counter); " + note).strip("; ")
-    note = "; ".join(n for n in (_reasoning_note(r.row), note) if n)
-    cells["note"] = note
+    estimate = r.row.get("energy_source") == "estimate"
+    notes = (
+        _reasoning_note(r.row),
+        "estimated energy (no GPU counter)" if estimate else "",
+        r.reason,
+    )
+    cells["note"] = "; ".join(n for n in notes if n)
     return cells
 
 

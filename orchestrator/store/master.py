@@ -43,10 +43,9 @@ EXTRA_COLUMNS = (
     "gpu_uuids", "energy_source", "energy_above_idle_wh", "idle_power_w", "average_power_w",
     "output_tokens_per_second", "repeats", "repeat_energy_cv", "reasoning_control",
     "reasoning_requested_control", "reasoning_mismatch", "reasoning_note", "generation_path",
-    "short_window",
-    "counter_reset", "trace_mismatch", "foreign_process", "recompiled", "gpu_count",
-    "gpu_energy_j_each", "warmup", "batch_size", "config_hash", "attempts", "run_wall_seconds",
-    "log_path",
+    "short_window", "counter_reset", "trace_mismatch", "foreign_process", "recompiled",
+    "gpu_count", "gpu_energy_j_each", "warmup", "batch_size", "config_hash", "attempts",
+    "run_wall_seconds", "log_path",
 )  # fmt: skip
 COLUMNS = AI_ENERGY_SCORE_COLUMNS + EXTRA_COLUMNS
 CORRUPT = "corrupt_result"
