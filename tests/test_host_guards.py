@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from functools import partial
@@ -26,6 +27,7 @@ from orchestrator import DEFAULT_IMAGE
 from orchestrator.errors import RunnerError
 from orchestrator.execution import gpus
 from orchestrator.execution.execute import ExecOptions, execute
+from orchestrator.execution.executors import local as local_executor
 from orchestrator.execution.runners.local import LocalRunner, process_alive
 from orchestrator.execution.scheduler import SweepResult
 from orchestrator.execution.spec import SIGKILL_STATUS, Cause, RunOutcome, classify_exit
@@ -149,13 +151,30 @@ def test_without_retries_a_killed_run_fails_after_one_attempt(tmp_path):
 
 
 @pytest.mark.parametrize("cause", [c for c in Cause if c is not Cause.OK])
-def test_only_killed_runs_and_runner_errors_are_retried(tmp_path, cause):
-    """Exactly these two causes are retried, ``retries`` more times; all others never are."""
+def test_only_killed_runs_runner_errors_and_lost_nodes_are_retried(tmp_path, cause):
+    """Exactly these causes are retried, ``retries`` more times; all others never are."""
     runner = Scripted(RunOutcome(cause, 1, 0.1, "no"))
     record = execute(one_plan(), runner=runner, options=options(tmp_path, retries=2))
-    expected = 3 if cause in (Cause.KILLED, Cause.RUNNER_ERROR) else 1
+    expected = 3 if cause in (Cause.KILLED, Cause.RUNNER_ERROR, Cause.NODE_LOST) else 1
     assert runner.calls == expected and record.attempts == expected
     assert record.cause == cause.value and record.status != "ok"
+
+
+def test_a_sweep_stopped_while_a_run_waits_to_retry_starts_no_further_attempt(tmp_path):
+    """Ctrl-C during the wait before a retry: the retry never starts (no runner would stop it)."""
+    stop = threading.Event()
+
+    class KilledThenStopped(Scripted):
+        def run(self, spec, *, token=None):
+            threading.Timer(0.2, stop.set).start()  # Ctrl-C arrives during the backoff
+            return super().run(spec, token=token)
+
+    runner = KilledThenStopped(killed(), OK)
+    waits = ExecOptions(out_dir=tmp_path, image="img", retries=3, retry_wait_s=1)
+    record = execute(one_plan(), runner=runner, options=waits, stop=stop)
+    assert runner.calls == 1 and record.attempts == 1
+    assert (record.status, record.cause) == ("interrupted", "interrupted")
+    assert record.host and record.attempt_nodes == (record.host,)  # where the one attempt ran
 
 
 def test_retries_from_the_command_line_reach_the_runs(in_process, tmp_path, monkeypatch):
@@ -168,7 +187,7 @@ def test_retries_from_the_command_line_reach_the_runs(in_process, tmp_path, monk
     monkeypatch.setattr(in_process, "ExecOptions", partial(ExecOptions, retry_wait_s=0))
 
     def sweep(runner: Scripted, *extra: str) -> int:
-        monkeypatch.setattr(in_process, "make_runner", lambda kind, image: runner)
+        monkeypatch.setattr(local_executor, "make_runner", lambda kind, image: runner)
         argv = ["--csv", str(csv_path), "--output-dir", str(out), "--no-report", "-q", "--force"]
         return main(*argv, *extra)
 

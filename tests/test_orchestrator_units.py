@@ -574,6 +574,17 @@ def test_local_runs_see_only_their_gpus_and_cores(tmp_path):
     assert "AI_ENERGY_SCORE_CPUS" not in LocalRunner()._environment(_spec(tmp_path), token=None)
 
 
+def test_a_local_run_never_inherits_a_secret_of_its_host(tmp_path, monkeypatch):
+    """On a Ray node the runs inherit the node's environment, which may hold the cluster's token."""
+    from orchestrator.execution.runners.local import LocalRunner
+
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "RAY_AUTH_TOKEN"):
+        monkeypatch.setenv(name, "secret-of-the-host")
+    env = LocalRunner()._environment(_spec(tmp_path), token=None)
+    assert "secret-of-the-host" not in env.values()
+    assert LocalRunner()._environment(_spec(tmp_path), token="t")["HF_TOKEN"] == "t"
+
+
 def test_containers_are_held_to_their_gpus_and_cores(tmp_path):
     from types import SimpleNamespace
 

@@ -13,9 +13,6 @@ from pathlib import Path
 from energy_bench import contract
 from orchestrator import DEFAULT_IMAGE
 from orchestrator.errors import RunnerError
-from orchestrator.execution.gpus import Gpu
-from orchestrator.execution.runners.base import Runner
-from orchestrator.execution.slots import Slot, cpu_slots, gpu_slots
 from orchestrator.planning.plan import RunPlan
 from orchestrator.store.paths import DEFAULT_OUTPUT_DIR
 
@@ -86,23 +83,6 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and the summary only")
-
-
-def host_slots(gpus: Sequence[Gpu], cpu_runs: int = 1) -> list[Slot]:
-    """A slot per usable GPU (with its memory), else ``cpu_runs`` CPU slots."""
-    if gpus:
-        memory = [round(g.memory_total_gib * 2**30) for g in gpus]
-        return gpu_slots([g.uuid for g in gpus], [g.name for g in gpus], memory_bytes=memory)
-    return cpu_slots(cpu_runs)
-
-
-def hf_cache_for(runner: Runner, wanted: Path | None) -> Path | None:
-    """The cache to mount: the one asked for, else the Hub's own for containers."""
-    if wanted is not None or runner.name != "docker":
-        return wanted
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HOME)
 
 
 def warn_without_token(plans: Sequence[RunPlan], token_found: bool) -> None:

@@ -10,8 +10,6 @@ from energy_bench import contract
 from orchestrator.commands.common import (
     add_common_options,
     check_common,
-    hf_cache_for,
-    host_slots,
     prompts_file,
     warn_without_token,
 )
@@ -25,8 +23,9 @@ from orchestrator.execution.execute import (
 )
 from orchestrator.execution.fit import misfit
 from orchestrator.execution.gpus import usable
-from orchestrator.execution.runners.choice import make_runner
+from orchestrator.execution.runners.choice import hf_cache_for, make_runner
 from orchestrator.execution.scheduler import other_row
+from orchestrator.execution.slots import host_slots
 from orchestrator.models.config import ReasoningState
 from orchestrator.models.csv_reader import single_config
 from orchestrator.models.reasoning import load_formats

@@ -15,8 +15,6 @@ from orchestrator.commands import COMMANDS
 from orchestrator.commands.common import (
     add_common_options,
     check_common,
-    hf_cache_for,
-    host_slots,
     prompts_file,
     warn_without_token,
 )
@@ -25,10 +23,10 @@ from orchestrator.commands.progress import make_progress
 from orchestrator.commands.tables import print_plan, print_summary
 from orchestrator.errors import EXIT_FAILED_RUNS, RunnerError
 from orchestrator.execution.execute import ExecOptions
-from orchestrator.execution.gpus import usable
-from orchestrator.execution.runners.choice import make_runner
-from orchestrator.execution.scheduler import run_sweep, triage
-from orchestrator.execution.slots import Slot
+from orchestrator.execution.executors.base import EXECUTORS, Executor
+from orchestrator.execution.executors.local import local_executor
+from orchestrator.execution.scheduler import SweepResult, run_sweep, triage
+from orchestrator.models.config import ModelConfig
 from orchestrator.models.csv_reader import read_models_csv
 from orchestrator.models.filters import filter_configs
 from orchestrator.models.reasoning import load_formats
@@ -95,6 +93,19 @@ def _parser() -> argparse.ArgumentParser:
         default=CLASS_C_DEFAULT_GPUS,
         help=f"GPUs for a class C run ({CLASS_C_DEFAULT_GPUS})",
     )
+    parser.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="where runs execute: this host's GPUs, or a Ray cluster's (local)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default="auto",
+        metavar="ADDRESS",
+        help="the Ray cluster of --executor ray: auto (started on this machine), host:port, or "
+        "ray://host:10001 (auto)",
+    )
     add_common_options(parser)
     parser.add_argument(
         "overrides", nargs="*", metavar="key=value", help="benchmark overrides applied to every run"
@@ -157,8 +168,23 @@ def _check(args: argparse.Namespace) -> None:
         )
 
 
-def _slots(args: argparse.Namespace) -> list[Slot]:
-    return host_slots(usable(args.gpus), args.max_parallel or 1)
+def _executor(args: argparse.Namespace) -> tuple[Executor, Path | None]:
+    """Where the runs go (``--executor``), and the Hugging Face home they get."""
+    if args.executor == "ray":
+        if args.gpus:
+            raise RunnerError("--gpus picks this host's GPUs; --executor ray uses the cluster's")
+        from orchestrator.execution.executors.ray_cluster import ray_executor
+
+        return ray_executor(
+            args.ray_address, args.runner, args.image, hf_cache=args.hf_cache
+        ), args.hf_cache
+    return local_executor(
+        args.runner,
+        args.image,
+        gpus=args.gpus,
+        cpu_runs=args.max_parallel or 1,
+        hf_cache=args.hf_cache,
+    )
 
 
 def sweep_cli(argv: Sequence[str]) -> int:
@@ -184,53 +210,14 @@ def sweep_cli(argv: Sequence[str]) -> int:
     if not selected:
         raise RunnerError(f"{args.csv}: no row matches the filters")
     args.output_dir = args.output_dir.resolve()
-    slots = _slots(args)
-    runner = make_runner(args.runner, args.image)
-    software_id = runner.software_id(args.image)
-    options = PlanOptions(
-        image=args.image, software_id=software_id, hardware=slots[0].gpu_name if slots else "cpu",
-        num_prompts=args.num_prompts,
-        prompts_file=prompts_file(args),
-        extra_overrides=tuple(args.overrides), class_c_gpus=args.class_c_gpus,
-    )  # fmt: skip
-    plans = plan_runs(selected, options, all_rows=configs)
-    token = find_hf_token()
-    check_plans(plans, options, token.value if token else None)
-    console = Console(stderr=False)
-    hf_home = hf_cache_for(runner, args.hf_cache)
-    if args.dry_run:
-        todo = print_plan(console, plans, args, slots, runner.name, hf_home=hf_home)
-        warn_without_token(todo, token is not None)
+    executor, hf_home = _executor(args)
+    try:
+        result = _plan_and_run(args, executor, hf_home, selected, configs)
+    finally:
+        executor.close()
+    if result is None:  # the dry run
         return 0
-    todo, _, _ = triage(plans, args.output_dir, force=args.force, slots=slots, hf_home=hf_home)
-    warn_without_token(todo, token is not None)
-    with output_lock(args.output_dir):
-        add_debug_log(args.output_dir)
-        log.info(
-            "%d of %d rows selected; runner %s; slots %s",
-            len(selected),
-            len(configs),
-            runner.name,
-            ", ".join(s.label for s in slots),
-        )
-        result = run_sweep(
-            plans,
-            runner=runner,
-            options=ExecOptions(
-                out_dir=args.output_dir,
-                image=args.image,
-                software_id=software_id,
-                timeout_s=args.timeout,
-                retries=args.retries,
-                hf_cache_dir=hf_home,
-            ),
-            slots=slots,
-            progress=make_progress(console, args.quiet),
-            force=args.force,
-            token=token.value if token else None,
-            max_parallel=args.max_parallel,
-            order=args.order,
-        )
+    console = Console(stderr=False)
     print_summary(console, result, args.output_dir)
     if not args.no_report:
         from orchestrator.reports.build import make_report  # matplotlib loads only here
@@ -241,3 +228,63 @@ def sweep_cli(argv: Sequence[str]) -> int:
         except Exception as exc:  # a report problem never hides the sweep's own result
             log.warning("report not made: %s", exc, exc_info=args.verbose)
     return EXIT_FAILED_RUNS if result.failed else 0
+
+
+def _plan_and_run(
+    args: argparse.Namespace,
+    executor: Executor,
+    hf_home: Path | None,
+    selected: Sequence[ModelConfig],
+    configs: Sequence[ModelConfig],
+) -> SweepResult | None:
+    """Plan the selected rows on ``executor``, then print the plan (``--dry-run``, None) or run."""
+    options = PlanOptions(
+        image=args.image, software_id=executor.software_id, hardware=executor.hardware,
+        num_prompts=args.num_prompts,
+        prompts_file=prompts_file(args),
+        extra_overrides=tuple(args.overrides), class_c_gpus=args.class_c_gpus,
+    )  # fmt: skip
+    plans = plan_runs(selected, options, all_rows=configs)
+    token = find_hf_token()
+    check_plans(plans, options, token.value if token else None)
+    console = Console(stderr=False)
+    slots = list(executor.slots)
+    if args.dry_run:
+        todo = print_plan(
+            console, plans, args, slots, executor.runner.name, hf_home=hf_home,
+            fits=executor.misfit, where=executor.where,
+        )  # fmt: skip
+        warn_without_token(todo, token is not None)
+        return None
+    todo, _, _ = triage(plans, args.output_dir, force=args.force, slots=slots, fits=executor.misfit)
+    warn_without_token(todo, token is not None)
+    with output_lock(args.output_dir):
+        add_debug_log(args.output_dir)
+        log.info(
+            "%d of %d rows selected; %s executor, %s runner; %s",
+            len(selected),
+            len(configs),
+            executor.name,
+            executor.runner.name,
+            executor.where,
+        )
+        return run_sweep(
+            plans,
+            runner=executor.runner,
+            options=ExecOptions(
+                out_dir=args.output_dir,
+                image=args.image,
+                software_id=executor.software_id,
+                timeout_s=args.timeout,
+                retries=args.retries,
+                hf_cache_dir=hf_home,
+                executor=executor.name,
+            ),
+            slots=slots,
+            fits=executor.misfit,
+            progress=make_progress(console, args.quiet),
+            force=args.force,
+            token=token.value if token else None,
+            max_parallel=args.max_parallel,
+            order=args.order,
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from orchestrator.execution.scheduler import SweepResult, triage
-from orchestrator.execution.slots import Slot
+from orchestrator.execution.slots import Slot, describe
 from orchestrator.planning.plan import RunPlan
 from orchestrator.store.master import collect_rows
 from orchestrator.store.paths import OutputLayout
@@ -91,16 +91,19 @@ def print_plan(
     runner_name: str,
     *,
     hf_home: Path | None = None,
+    fits: Callable[[RunPlan], str] | None = None,
+    where: str = "",
 ) -> list[RunPlan]:
     """The ``--dry-run`` table: what would run where, and what is skipped (why) or complete.
 
-    Decided as the sweep decides (``triage``); returns the runs that would run.
+    Decided as the sweep decides (``triage``, with the executor's ``fits``); returns the runs
+    that would run. ``where`` names the slots (by default, each slot).
     """
     todo, done, skipped = triage(
-        plans, args.output_dir, force=args.force, slots=slots, hf_home=hf_home
+        plans, args.output_dir, force=args.force, slots=slots, hf_home=hf_home, fits=fits
     )
     reasons = {p.run_id: r for p, r in skipped}
-    on_gpus = any(s.uuid for s in slots)
+    on_gpus = any(s.gpu for s in slots)
     rows = []
     for plan in sorted(plans, key=lambda p: p.config.priority):
         if plan in done:
@@ -121,10 +124,8 @@ def print_plan(
         )
     title = f"plan: {len(todo)} to run, {len(done)} complete, {len(skipped)} skipped"
     console.print(fit_table(console, title, PLAN_COLUMNS, rows))
-    console.print(
-        f"runner {runner_name}, image {args.image}, slots: "
-        f"{', '.join(s.label + (f' ({s.uuid})' if s.uuid else '') for s in slots)}"
-    )
+    where = where or describe(slots)
+    console.print(f"runner {runner_name}, image {args.image}, slots: {where}")
     return todo
 
 

@@ -6,11 +6,13 @@ import contextlib
 import logging
 import os
 import shutil
+import socket
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from tenacity import (
     RetryError,
@@ -24,7 +26,14 @@ from tenacity import (
 from energy_bench import contract
 from orchestrator.execution import heartbeat
 from orchestrator.execution.runners.base import Runner
-from orchestrator.execution.spec import TRANSIENT, Cause, RunOutcome, RunSpec, filesystem_cause
+from orchestrator.execution.spec import (
+    TRANSIENT,
+    Cause,
+    Placement,
+    RunOutcome,
+    RunSpec,
+    filesystem_cause,
+)
 from orchestrator.planning.plan import RunPlan
 from orchestrator.store.paths import OutputLayout
 from orchestrator.store.records import RunRecord, holds_success, load_record, save_record
@@ -46,6 +55,7 @@ class ExecOptions:
     retries: int = 0
     hf_cache_dir: Path | None = None
     retry_wait_s: float = 5.0
+    executor: str = "local"
 
 
 def now_iso() -> str:
@@ -65,6 +75,7 @@ def _base_record(plan: RunPlan, runner: str, options: ExecOptions, status: str) 
         reasoning_state=c.reasoning_state.value,
         status=status,  # type: ignore[arg-type]
         runner=runner,
+        executor=options.executor if runner else "",
         image=options.image if runner == "docker" else "",
         software_id=options.software_id,
         overrides=plan.overrides,
@@ -154,6 +165,7 @@ def _execute(
         read_only_paths=plan.read_only_paths,
         env={k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
         | heartbeat.environment(),
+        gpu_count=plan.gpus_needed,
     )
     started = now_iso()
     record = replace(
@@ -171,16 +183,33 @@ def _execute(
     save(record)
     attempts = 0
     duration = 0.0
+    here = Placement(socket.gethostname(), "", gpu_uuids)
+    placements: list[Placement] = []
 
     def attempt() -> RunOutcome:
         nonlocal attempts, duration
+        if stopping.is_set():  # stopped while waiting to retry: no attempt starts after that
+            return RunOutcome(Cause.INTERRUPTED, None, 0.0, "interrupted (Ctrl-C): not started")
         attempts += 1
         if attempts > 1:
             log.warning("%s: attempt %d of %d", plan.name, attempts, options.retries + 1)
         with heartbeat.beating(attempt_dir):
             outcome = runner.run(spec, token=token)
         duration += outcome.duration_s
+        placements.append(outcome.placement or here)
         return outcome
+
+    def where() -> dict[str, Any]:
+        """The record's fields that say where the attempts ran (the last one's node and GPUs)."""
+        if not placements:  # none started
+            return {}
+        last = placements[-1]
+        return {
+            "host": last.host,
+            "node_id": last.node_id,
+            "gpu_uuids": last.gpu_uuids,
+            "attempt_nodes": tuple(map(str, placements)),
+        }
 
     try:
         outcome = Retrying(
@@ -202,6 +231,7 @@ def _execute(
                 finished_at=now_iso(),
                 attempts=attempts,
                 duration_s=duration,
+                **where(),
             ),
         )
         raise
@@ -225,6 +255,7 @@ def _execute(
         exit_code=outcome.exit_code,
         finished_at=now_iso(),
         duration_s=duration,
+        **where(),
     )
     if final.status == "ok" or not keep:
         adopt_attempt(layout, plan.name, attempt_dir)

@@ -34,10 +34,11 @@ def environment() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def beating(results_dir: Path) -> Iterator[None]:
+def beating(results_dir: Path, limit: float | None = None) -> Iterator[None]:
     """Touch ``results_dir``'s heartbeat file every ``BEAT_S`` seconds while the block runs.
 
-    More often when the limit is short: a beat always comes within a quarter of it.
+    More often when the limit is short: a beat always comes within a quarter of it. ``limit``:
+    the one the run was given, where it is not this process's own (``limit_s``).
     """
     path = results_dir / contract.HEARTBEAT_FILE
     done = threading.Event()
@@ -46,7 +47,9 @@ def beating(results_dir: Path) -> Iterator[None]:
         with contextlib.suppress(OSError):  # a full disk must not stop the run
             path.touch()
 
-    interval = min(BEAT_S, limit_s() / 4)  # several beats within the limit, however short
+    interval = min(
+        BEAT_S, (limit or limit_s()) / 4
+    )  # several beats within the limit, however short
 
     def beat() -> None:
         while not done.wait(interval):

@@ -13,9 +13,10 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -72,13 +73,16 @@ def triage(
     force: bool,
     slots: Sequence[Slot],
     hf_home: Path | None = None,
+    fits: Callable[[RunPlan], str] | None = None,
 ) -> tuple[list[RunPlan], list[RunPlan], list[tuple[RunPlan, str]]]:
     """(to run, already complete, skipped with reason), in priority then CSV order.
 
-    A complete result of the very run id proves the run fits this host's kind of hardware, so it
-    stays complete; ``force`` never runs what cannot fit (``fit.misfit``; sizes are looked up in
-    ``hf_home``, the Hugging Face home the runs get).
+    A complete result of the very run id proves the run fits this kind of hardware, so it
+    stays complete; ``force`` never runs what cannot fit: ``fits`` (the executor's ``misfit``)
+    says why, by default ``fit.misfit`` of these ``slots`` (sizes are looked up in ``hf_home``,
+    the Hugging Face home the runs get).
     """
+    fits = fits or partial(misfit, slots=slots, hf_home=hf_home)
     layout = OutputLayout(out_dir)
     todo, done, skipped = [], [], []
     for plan in sorted(plans, key=lambda p: p.config.priority):
@@ -89,7 +93,7 @@ def triage(
             skipped.append((plan, owner))
         elif not force and is_complete(folder, plan.run_id):
             done.append(plan)
-        elif reason := misfit(plan, slots, hf_home=hf_home):
+        elif reason := fits(plan):
             skipped.append((plan, reason))
         else:
             todo.append(plan)
@@ -129,8 +133,11 @@ def run_sweep(
     token: str | None = None,
     max_parallel: int | None = None,
     order: Order = "longest",
+    fits: Callable[[RunPlan], str] | None = None,
 ) -> SweepResult:
     """Run every plan that is not complete; returns all records.
+
+    ``runner``, ``slots`` and ``fits`` come from the executor (``executors``): where runs go.
 
     Ctrl-C stops the running runs, leaves the master CSV consistent, then re-raises.
     """
@@ -146,7 +153,7 @@ def run_sweep(
         for name in settle_stale(options.out_dir, (p.name for p in plans)):
             log.warning("%s: its earlier sweep stopped before it ended; marked interrupted", name)
     todo, done, skipped = triage(
-        plans, options.out_dir, force=force, slots=slots, hf_home=options.hf_cache_dir
+        plans, options.out_dir, force=force, slots=slots, hf_home=options.hf_cache_dir, fits=fits
     )
     for plan in done:
         record = load_record(layout.run_dir(plan.name))
@@ -161,7 +168,7 @@ def run_sweep(
             with _logged_os_errors(f"{plan.name}: its skipped record was not saved"):
                 save_record(folder, record)
         result.records.append(record)
-    on_gpus = any(s.uuid for s in slots)
+    on_gpus = any(s.gpu for s in slots)
     gpu_name = slots[0].gpu_name if slots else "cpu"
     # Calibrated over every planned run, completed ones included, whose duration is known.
     expected = expected_durations(plans, load_durations(options.out_dir), gpu_name)

@@ -13,13 +13,16 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from orchestrator.execution.gpus import Gpu
+
 
 @dataclass(frozen=True)
 class Slot:
     """A unit of the pool: a GPU (by UUID), or a logical CPU slot on a host without GPUs.
 
     ``memory_bytes``: the GPU's memory, or the machine's for a CPU slot (shared by every CPU
-    slot); None when unknown.
+    slot); None when unknown. ``cluster``: a GPU of a Ray cluster, counted but not chosen here
+    (the cluster picks the node and the GPU when the run starts).
     """
 
     label: str
@@ -27,6 +30,12 @@ class Slot:
     gpu_name: str = "cpu"
     cpus: tuple[int, ...] = ()
     memory_bytes: int | None = None
+    cluster: bool = False
+
+    @property
+    def gpu(self) -> bool:
+        """A GPU (of this host or of a cluster), not a CPU slot: runs take one per GPU needed."""
+        return self.uuid is not None or self.cluster
 
 
 def host_cpus() -> list[int]:
@@ -87,3 +96,16 @@ def cpu_slots(count: int, cpus: Sequence[int] | None = None) -> list[Slot]:
     return [
         Slot(f"CPU slot {i}", cpus=share, memory_bytes=memory) for i, share in enumerate(shares)
     ]
+
+
+def host_slots(gpus: Sequence[Gpu], cpu_runs: int = 1) -> list[Slot]:
+    """A slot per usable GPU (with its memory), else ``cpu_runs`` CPU slots."""
+    if gpus:
+        memory = [round(g.memory_total_gib * 2**30) for g in gpus]
+        return gpu_slots([g.uuid for g in gpus], [g.name for g in gpus], memory_bytes=memory)
+    return cpu_slots(cpu_runs)
+
+
+def describe(slots: Sequence[Slot]) -> str:
+    """The slots in words: each label, with its GPU's UUID."""
+    return ", ".join(s.label + (f" ({s.uuid})" if s.uuid else "") for s in slots)

@@ -32,12 +32,13 @@ class Cause(StrEnum):
     NO_ENERGY_SOURCE = "no_energy_source"
     INTERRUPTED = "interrupted"
     RUNNER_ERROR = "runner_error"
+    NODE_LOST = "node_lost"  # the cluster node running it died or left
     DISK_FULL = "disk_full"
     PERMISSION_DENIED = "permission_denied"
     FAILED = "failed"
 
 
-TRANSIENT = frozenset({Cause.RUNNER_ERROR, Cause.KILLED})
+TRANSIENT = frozenset({Cause.RUNNER_ERROR, Cause.KILLED, Cause.NODE_LOST})
 """Causes worth a retry; OOM, gated or missing models and bad configs never are."""
 
 
@@ -49,7 +50,9 @@ class RunSpec:
     the sweep's output folder that the run belongs to (runners label what they start with it).
     ``cpus`` are the cores the run may use (all of them when empty).
     ``read_only_paths`` are host files or folders the run reads (a local model, a prompts file);
-    the docker runner mounts them read-only at the same path.
+    the docker runner mounts them read-only at the same path. ``gpu_count`` is how many GPUs
+    the run gets: those of ``gpu_uuids`` where the sweep chose them, else the count an executor
+    reserves elsewhere (a Ray cluster picks the node and its GPUs).
     """
 
     run_id: str
@@ -64,16 +67,33 @@ class RunSpec:
     hf_cache_dir: Path | None = None
     read_only_paths: tuple[Path, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    gpu_count: int = 0
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one attempt ran: the machine, the Ray node (none on this host), the GPUs it got."""
+
+    host: str
+    node_id: str = ""
+    gpu_uuids: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        host = self.host or "unknown host"
+        if self.node_id:
+            return f"{host} (Ray node {self.node_id})"
+        return self.host or "unknown node"
 
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """How one launch ended."""
+    """How one launch ended (``placement``: where, when the runner knows better than the host)."""
 
     cause: Cause
     exit_code: int | None
     duration_s: float
     message: str = ""
+    placement: Placement | None = None
 
     @property
     def ok(self) -> bool:

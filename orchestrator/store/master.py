@@ -39,13 +39,13 @@ AI_ENERGY_SCORE_COLUMNS = (
     "tokens_per_joule", "avg_energy_per_prompt_wh", "timestamp", "error_message",
 )  # fmt: skip
 EXTRA_COLUMNS = (
-    "run_id", "run_name", "status", "cause", "runner", "image", "software_id", "gpu_name",
-    "gpu_uuids", "energy_source", "energy_above_idle_wh", "idle_power_w", "average_power_w",
-    "output_tokens_per_second", "repeats", "repeat_energy_cv", "reasoning_control",
-    "reasoning_requested_control", "reasoning_mismatch", "reasoning_note", "generation_path",
-    "short_window", "counter_reset", "trace_mismatch", "foreign_process", "recompiled",
-    "gpu_count", "gpu_energy_j_each", "warmup", "batch_size", "config_hash", "attempts",
-    "run_wall_seconds", "log_path",
+    "run_id", "run_name", "status", "cause", "runner", "executor", "host", "node_id", "image",
+    "software_id", "gpu_name", "gpu_uuids", "energy_source", "energy_above_idle_wh",
+    "idle_power_w", "average_power_w", "output_tokens_per_second", "repeats", "repeat_energy_cv",
+    "reasoning_control", "reasoning_requested_control", "reasoning_mismatch", "reasoning_note",
+    "generation_path", "short_window", "counter_reset", "trace_mismatch", "foreign_process",
+    "recompiled", "gpu_count", "gpu_energy_j_each", "warmup", "batch_size", "config_hash",
+    "attempts", "attempt_nodes", "run_wall_seconds", "log_path",
 )  # fmt: skip
 COLUMNS = AI_ENERGY_SCORE_COLUMNS + EXTRA_COLUMNS
 CORRUPT = "corrupt_result"
@@ -74,10 +74,14 @@ def _record_columns(record: RunRecord) -> dict[str, Any]:
         "status": record.status,
         "cause": record.cause,
         "runner": record.runner,
+        "executor": record.executor,
+        "host": record.host,
+        "node_id": record.node_id,
         "image": record.image,
         "software_id": record.software_id,
         "gpu_uuids": " ".join(record.gpu_uuids),
         "attempts": record.attempts,
+        "attempt_nodes": "; ".join(record.attempt_nodes),
         "run_wall_seconds": round(record.duration_s, 3),
         "log_path": record.log_path,
         "reasoning_mismatch": record.reasoning_mismatch,

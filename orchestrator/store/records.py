@@ -43,6 +43,10 @@ class RunRecord:
     cause: str = ""
     error_message: str = ""
     runner: str = ""
+    executor: str = ""  # where runs were placed: "local" (this host's GPUs) or "ray"
+    host: str = ""  # the machine of the last attempt
+    node_id: str = ""  # its Ray node ("" on the local executor)
+    attempt_nodes: tuple[str, ...] = ()  # where each attempt ran, in order
     image: str = ""
     software_id: str = ""
     gpu_uuids: tuple[str, ...] = ()
@@ -62,6 +66,7 @@ class RunRecord:
         data = asdict(self)
         data["gpu_uuids"] = list(self.gpu_uuids)
         data["overrides"] = list(self.overrides)
+        data["attempt_nodes"] = list(self.attempt_nodes)
         return data
 
     @classmethod
@@ -74,6 +79,7 @@ class RunRecord:
         values = {k: v for k, v in data.items() if k in known}
         values["gpu_uuids"] = tuple(values.get("gpu_uuids") or ())
         values["overrides"] = tuple(values.get("overrides") or ())
+        values["attempt_nodes"] = tuple(values.get("attempt_nodes") or ())
         if "duration_s" in values:
             values["duration_s"] = float(values["duration_s"])
         return cls(**values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Literal
 
 from orchestrator.errors import RunnerError
@@ -50,3 +51,12 @@ def make_runner(name: RunnerName, image: str) -> Runner:
         )
         return runner
     return DockerRunner()
+
+
+def hf_cache_for(runner: Runner, wanted: Path | None) -> Path | None:
+    """The cache to mount: the one asked for, else the Hub's own for containers."""
+    if wanted is not None or runner.name != "docker":
+        return wanted
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HOME)

@@ -25,6 +25,10 @@ from orchestrator.secrets import Redactor
 from orchestrator.store.paths import PID_FILE, OutputLayout
 
 GRACE_S = 10.0
+# Secrets of this process that the benchmark never gets from its environment: the Hub token
+# goes in by name only when the run needs one; a Ray cluster's token (a node's runs inherit
+# its environment) never.
+HOST_SECRETS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "RAY_AUTH_TOKEN")
 
 
 class LocalRunner:
@@ -83,9 +87,7 @@ class LocalRunner:
         ]
 
     def _environment(self, spec: RunSpec, token: str | None) -> dict[str, str]:
-        env = {
-            k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
-        }
+        env = {k: v for k, v in os.environ.items() if k not in HOST_SECRETS}
         env.update(spec.env)
         env["PYTHONUNBUFFERED"] = "1"
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"

@@ -1,0 +1,39 @@
+"""The ``local`` executor: this host's usable GPUs, a slot each (CPU slots on a host without)."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from orchestrator.execution.executors.base import Executor
+from orchestrator.execution.fit import misfit
+from orchestrator.execution.gpus import usable
+from orchestrator.execution.runners.choice import RunnerName, hf_cache_for, make_runner
+from orchestrator.execution.slots import describe, host_slots
+
+
+def local_executor(
+    runner_name: RunnerName,
+    image: str,
+    *,
+    gpus: str | None,
+    cpu_runs: int,
+    hf_cache: Path | None,
+) -> tuple[Executor, Path | None]:
+    """The executor of this host, and the Hugging Face home its runs get.
+
+    ``gpus``: the ``--gpus`` selection; ``cpu_runs``: CPU slots on a host without GPUs.
+    """
+    slots = tuple(host_slots(usable(gpus), cpu_runs))
+    runner = make_runner(runner_name, image)
+    hf_home = hf_cache_for(runner, hf_cache)
+    executor = Executor(
+        name="local",
+        runner=runner,
+        slots=slots,
+        misfit=partial(misfit, slots=slots, hf_home=hf_home),
+        hardware=slots[0].gpu_name if slots else "cpu",
+        software_id=runner.software_id(image),
+        where=describe(slots),
+    )
+    return executor, hf_home
