@@ -98,6 +98,19 @@ def test_ray_s_gpu_ids_become_nvml_uuids_and_the_gpus_cores():
         assert set(_cpus(["0", "1"], 2)) == set(cores)
 
 
+def test_a_task_waits_for_its_gpus_to_be_left_by_a_benchmark_whose_task_died(monkeypatch):
+    """Ray frees the GPU of a dead task at once; its benchmark ends only with its heartbeat."""
+    monkeypatch.setattr(ray_node, "BUSY_POLL_S", 0.01)
+    left = [Gpu(0, "GPU-0", H200, 141.0, busy_pids=(4242,)), Gpu(1, "GPU-1", H200, 141.0)]
+    views = iter([left, left, [Gpu(0, "GPU-0", H200, 141.0)]])
+    monkeypatch.setattr(ray_node, "inventory", lambda: next(views))
+    assert ray_node.wait_until_free(("GPU-0",), 5.0) == ""  # free on the third look
+    monkeypatch.setattr(ray_node, "inventory", lambda: left)
+    assert ray_node.wait_until_free(("GPU-1",), 5.0) == ""  # another GPU's process: not ours
+    busy = ray_node.wait_until_free(("GPU-0",), 0.05)
+    assert busy == "its GPUs stayed in use by other processes for 0 s (GPU-0 by process 4242)"
+
+
 class LateStart:
     """A runner whose benchmark starts only after a moment, and runs until it is cancelled."""
 

@@ -27,6 +27,8 @@ from orchestrator.execution.slots import host_cpus, host_memory_bytes, split_cpu
 from orchestrator.execution.spec import Cause, Placement, RunOutcome, RunSpec
 
 POLL_S = 0.2  # how often an attempt's task looks up from its run (a cancel arrives then)
+BUSY_POLL_S = 2.0  # how often a task whose GPUs are in use looks again
+BUSY_MARGIN_S = 15.0  # beyond the heartbeat limit, for a leftover benchmark to end
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,10 @@ def attempt(spec: RunSpec, expected: Expected, token: str | None) -> AttemptResu
     if refusal:
         outcome = RunOutcome(Cause.CONFIG_ERROR, None, 0.0, refusal, here)
         return AttemptResult(outcome, started=started, ended=time.time())
+    busy = wait_until_free(here.gpu_uuids, _limit(spec) + BUSY_MARGIN_S)
+    if busy:
+        outcome = RunOutcome(Cause.RUNNER_ERROR, None, 0.0, f"{here.host}: {busy}", here)
+        return AttemptResult(outcome, started=started, ended=time.time())
     work = Path(tempfile.mkdtemp(prefix="ai-energy-score-"))
     try:
         node_spec = replace(
@@ -147,6 +153,23 @@ def attempt(spec: RunSpec, expected: Expected, token: str | None) -> AttemptResu
         return AttemptResult(replace(outcome, placement=here), files, log, started, ended)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def wait_until_free(uuids: tuple[str, ...], timeout_s: float) -> str:
+    """Wait until no other process uses these GPUs; what still does after ``timeout_s``.
+
+    Ray counts a GPU free when its task ended, but a benchmark whose task died (a killed worker,
+    a driver gone) runs on until its heartbeat stops: a run beside it would measure both.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        busy = {g.uuid: g.busy_pids for g in inventory() if g.uuid in uuids and g.busy}
+        if not busy:
+            return ""
+        if time.monotonic() >= deadline:
+            held = "; ".join(f"{u} by process {', '.join(map(str, p))}" for u, p in busy.items())
+            return f"its GPUs stayed in use by other processes for {timeout_s:.0f} s ({held})"
+        time.sleep(BUSY_POLL_S)
 
 
 def _gpus(ids: list[str], listed: list[Gpu]) -> list[Gpu]:
@@ -191,6 +214,11 @@ def _refusal(runner: Runner, gpus: list[Gpu], expected: Expected) -> str:
     return ""
 
 
+def _limit(spec: RunSpec) -> float:
+    """The heartbeat limit the run's benchmark is given (the driver's, in its environment)."""
+    return float(spec.env.get(contract.HEARTBEAT_ENV) or heartbeat.limit_s())
+
+
 def _run(runner: Runner, spec: RunSpec, token: str | None) -> RunOutcome:
     """``runner.run`` in a thread, this one waiting where a cancel can reach it.
 
@@ -204,8 +232,7 @@ def _run(runner: Runner, spec: RunSpec, token: str | None) -> RunOutcome:
     def target() -> None:
         try:
             spec.results_dir.mkdir(parents=True, exist_ok=True)
-            limit = float(spec.env.get(contract.HEARTBEAT_ENV) or heartbeat.limit_s())
-            with heartbeat.beating(spec.results_dir, limit):
+            with heartbeat.beating(spec.results_dir, _limit(spec)):
                 outcome.append(runner.run(spec, token=token))
         except BaseException as exc:  # handed to the waiting thread
             failure.append(exc)
