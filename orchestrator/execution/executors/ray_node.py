@@ -22,7 +22,6 @@ from orchestrator.execution import heartbeat
 from orchestrator.execution.gpus import Gpu, inventory
 from orchestrator.execution.runners.base import Runner
 from orchestrator.execution.runners.choice import RunnerName, hf_cache_for, make_runner
-from orchestrator.execution.runners.image import image_exists
 from orchestrator.execution.slots import host_cpus, host_memory_bytes, split_cpus
 from orchestrator.execution.spec import Cause, Placement, RunOutcome, RunSpec
 
@@ -72,8 +71,11 @@ def probe(node_id: str, ray_gpus: int, runner_name: RunnerName, image: str) -> N
         info = replace(info, runner=runner.name, software_id=runner.software_id(image))
     except (RunnerError, OSError) as exc:
         return replace(info, problem=str(exc))
-    if runner.name == "docker" and not image_exists(image):
-        return replace(info, problem=f"the image {image} is not on this node's Docker engine")
+    if runner.name == "docker":  # the Docker SDK loads only where Docker is used
+        from orchestrator.execution.runners.image import image_exists
+
+        if not image_exists(image):
+            return replace(info, problem=f"the image {image} is not on this node's Docker engine")
     return info
 
 
