@@ -12,6 +12,7 @@ import _thread
 import csv
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -57,6 +58,8 @@ def test_the_cluster_s_gpu_nodes_must_agree_on_gpu_model_and_software():
         check_nodes([node("a", 2, 2), node("b", 1, 1, version="0.0.1")])
     # GPUs declared on machines without them: the runs go to the CPU, and say so in run ids
     assert check_nodes([node("a", 2), node("b", 1)]) == ("cpu", "local abc")
+    with pytest.raises(RunnerError, match=r"no node of the Ray cluster has a GPU \(2 node"):
+        check_nodes([head, node("cpu-only", 0)])  # a sweep that would skip every run
 
 
 def _plan(model_class: str, params: str = "7B"):
@@ -81,6 +84,10 @@ def test_a_run_fits_when_one_node_has_the_gpus_and_their_memory():
         and "(node a; no node of the Ray cluster can take it)" in too_big
     )
     assert "has a GPU" in cluster_misfit(_plan("A"), [node("cpu-only", 0)], None)
+    # a node whose GPUs are only declared runs on its CPU: one device, as a host without GPUs
+    declared = cluster_misfit(_plan("C"), [node("a", 4)], None)
+    assert declared.startswith("needs 4 GPUs; the GPUs of a are only declared")
+    assert cluster_misfit(_plan("A"), [node("a", 4)], None) == ""
 
 
 def test_ray_s_gpu_ids_become_nvml_uuids_and_the_gpus_cores():
@@ -109,6 +116,31 @@ def test_a_task_waits_for_its_gpus_to_be_left_by_a_benchmark_whose_task_died(mon
     assert ray_node.wait_until_free(("GPU-1",), 5.0) == ""  # another GPU's process: not ours
     busy = ray_node.wait_until_free(("GPU-0",), 0.05)
     assert busy == "its GPUs stayed in use by other processes for 0 s (GPU-0 by process 4242)"
+
+
+def test_work_folders_of_dead_attempts_are_removed_and_live_ones_kept(tmp_path):
+    from energy_bench import contract
+
+    def attempt_folder(name: str, age_s: float, beat_age_s: float | None) -> Path:
+        folder = tmp_path / f"{ray_node.WORK_PREFIX}{name}"
+        (folder / "results").mkdir(parents=True)
+        now = time.time()
+        if beat_age_s is not None:
+            beat = folder / "results" / contract.HEARTBEAT_FILE
+            beat.touch()
+            os.utime(beat, (now - beat_age_s, now - beat_age_s))
+        os.utime(folder, (now - age_s, now - age_s))
+        return folder
+
+    dead = attempt_folder("dead", 600, 500)
+    never_beat = attempt_folder("killed-early", 600, None)
+    live = attempt_folder("live", 600, 2)  # an old folder whose run still beats
+    new = attempt_folder("new", 1, None)  # just made, before its first beat
+    other = tmp_path / "someone-else"
+    other.mkdir()
+    os.utime(other, (time.time() - 600, time.time() - 600))
+    assert sorted(ray_node.remove_stale_work(tmp_path, 75)) == sorted([dead, never_beat])
+    assert live.is_dir() and new.is_dir() and other.is_dir() and not dead.exists()
 
 
 class LateStart:
@@ -162,16 +194,35 @@ def test_the_ray_executor_without_ray_says_how_to_install_it(tmp_path):
 
 
 def test_a_driver_set_for_tokens_without_one_is_told_in_one_line(tmp_path):
+    listening = socket.create_server(("127.0.0.1", 0))  # something answers; Ray asks no further
+    port = listening.getsockname()[1]
+    with listening:
+        done = subprocess.run(
+            _sweep("--csv", "examples/demo_models.csv", "--executor", "ray", "--ray-address",
+                   f"127.0.0.1:{port}", "--dry-run"),
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+            env={k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+            | {"HOME": str(tmp_path), "RAY_AUTH_MODE": "token"},
+        )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no authentication token was found" in lines[0], done.stderr
+
+
+def test_an_address_where_nothing_answers_is_refused_at_once():
+    """Ray itself would wait without end for a head node that is not there."""
+    began = time.monotonic()
     done = subprocess.run(
         _sweep("--csv", "examples/demo_models.csv", "--executor", "ray", "--ray-address",
                "127.0.0.1:1", "--dry-run"),
         cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-        | {"HOME": str(tmp_path), "RAY_AUTH_MODE": "token"},
+        env={k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")},
     )  # fmt: skip
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "no authentication token was found" in lines[0], done.stderr
+    assert done.returncode == 2 and time.monotonic() - began < 30
+    assert done.stderr.strip() == (
+        "error: --ray-address 127.0.0.1:1: nothing answers there (Connection refused); is the "
+        "head node started (ray start --head --port 1)?"
+    )
 
 
 def test_gpus_are_refused_with_the_ray_executor():

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -31,6 +32,7 @@ from orchestrator.planning.plan import RunPlan
 log = logging.getLogger(__name__)
 
 INSTALL = 'pip install "ai-energy-score-runner[ray]" (in a clone: pip install -e ".[ray]")'
+CONNECT_TIMEOUT_S = 10.0  # for a TCP connection to the head
 PROBE_TIMEOUT_S = 120.0  # a node's first task starts a Python worker there and imports us
 
 
@@ -54,6 +56,7 @@ def connect(address: str) -> None:
     replace it with an exit that cancels nothing.
     """
     ray = import_ray()
+    _answers(address)
     try:
         with _stderr_to_debug_log(), _signal_handlers_kept():
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
@@ -62,6 +65,24 @@ def connect(address: str) -> None:
             f"--ray-address {address}: cannot join a Ray cluster ({_first_line(exc)}). Start "
             "one with `ray start --head`; a cluster started with RAY_AUTH_MODE=token needs "
             "RAY_AUTH_MODE=token and its token here too (README, 'Sweeps on a Ray cluster')"
+        ) from None
+
+
+def _answers(address: str) -> None:
+    """A RunnerError unless something listens at ``address`` (``host:port``, ``ray://...``).
+
+    Ray waits without end for a head that is not there; ``auto`` is left to Ray, which finds
+    the cluster started on this machine or says at once that there is none.
+    """
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if address == "auto" or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise RunnerError(
+            f"--ray-address {address}: nothing answers there ({exc.strerror or exc}); is the "
+            f"head node started (ray start --head --port {port})?"
         ) from None
 
 
@@ -156,8 +177,12 @@ def check_nodes(nodes: Sequence[NodeInfo]) -> tuple[str, str]:
                 f"the Ray cluster's GPU nodes differ in {what} ({kinds}): one sweep rates one "
                 "GPU model with one software; run a sweep per kind of node"
             )
-    if not gpu_nodes:
-        return "cpu", next((n.software_id for n in nodes if n.software_id), "")
+    if not gpu_nodes:  # every run would be skipped: a sweep that does nothing is a mistake
+        raise RunnerError(
+            f"no node of the Ray cluster has a GPU ({len(nodes)} node(s)); start GPU nodes, "
+            "or declare GPUs with ray start --num-gpus N (on a machine without them, their runs "
+            "go to its CPU)"
+        )
     return gpu_nodes[0].gpu_name, gpu_nodes[0].software_id
 
 
@@ -166,6 +191,16 @@ def node_slots(node: NodeInfo) -> list[Slot]:
     if node.gpus:
         return host_slots(list(node.gpus[: node.ray_gpus]))
     return [Slot(f"{node.host} CPU", memory_bytes=node.memory_bytes)]
+
+
+def _node_misfit(plan: RunPlan, node: NodeInfo, hf_home: Path | None) -> str:
+    """Why ``node`` cannot run ``plan`` ("" when it can), as one host would say it."""
+    if not node.gpus and plan.gpus_needed > 1:  # its runs go to the CPU, as on a host without
+        return (
+            f"needs {plan.gpus_needed} GPUs; the GPUs of {node.host} are only declared, so its "
+            "runs go to the CPU (--class-c-gpus 1 runs it there)"
+        )
+    return misfit(plan, node_slots(node), hf_home=hf_home)
 
 
 def cluster_misfit(plan: RunPlan, nodes: Sequence[NodeInfo], hf_home: Path | None) -> str:
@@ -177,9 +212,7 @@ def cluster_misfit(plan: RunPlan, nodes: Sequence[NodeInfo], hf_home: Path | Non
     most = max(n.ray_gpus for n in gpu_nodes)
     if need > most:
         return f"needs {need} GPUs; the largest node of the Ray cluster has {most}"
-    reasons = [
-        (misfit(plan, node_slots(n), hf_home=hf_home), n) for n in gpu_nodes if n.ray_gpus >= need
-    ]
+    reasons = [(_node_misfit(plan, n, hf_home), n) for n in gpu_nodes if n.ray_gpus >= need]
     if any(not reason for reason, _ in reasons):
         return ""
     reason, node = reasons[0]

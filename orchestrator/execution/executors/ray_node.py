@@ -28,6 +28,7 @@ from orchestrator.execution.spec import Cause, Placement, RunOutcome, RunSpec
 POLL_S = 0.2  # how often an attempt's task looks up from its run (a cancel arrives then)
 BUSY_POLL_S = 2.0  # how often a task whose GPUs are in use looks again
 BUSY_MARGIN_S = 15.0  # beyond the heartbeat limit, for a leftover benchmark to end
+WORK_PREFIX = "ai-energy-score-"  # an attempt's folder on its node, in the temporary folder
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,9 @@ def attempt(spec: RunSpec, expected: Expected, token: str | None) -> AttemptResu
     if busy:
         outcome = RunOutcome(Cause.RUNNER_ERROR, None, 0.0, f"{here.host}: {busy}", here)
         return AttemptResult(outcome, started=started, ended=time.time())
-    work = Path(tempfile.mkdtemp(prefix="ai-energy-score-"))
+    root = Path(tempfile.gettempdir())
+    remove_stale_work(root, _limit(spec) + BUSY_MARGIN_S)
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=root))
     try:
         node_spec = replace(
             spec,
@@ -155,6 +158,27 @@ def attempt(spec: RunSpec, expected: Expected, token: str | None) -> AttemptResu
         return AttemptResult(replace(outcome, placement=here), files, log, started, ended)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def remove_stale_work(root: Path, older_than_s: float) -> list[Path]:
+    """Remove the work folders of attempts whose task died (a killed worker skips its clean-up).
+
+    A folder is stale when neither it nor its run's heartbeat changed for ``older_than_s``: a
+    live attempt's heartbeat moves every few seconds, and a dead one's benchmark has stopped
+    itself by then. Returns the folders removed.
+    """
+    removed = []
+    now = time.time()
+    for folder in root.glob(f"{WORK_PREFIX}*"):
+        beat = folder / "results" / contract.HEARTBEAT_FILE
+        try:
+            last = max(p.stat().st_mtime for p in (folder, beat) if p.exists())
+        except (OSError, ValueError):  # gone meanwhile
+            continue
+        if now - last > older_than_s:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def wait_until_free(uuids: tuple[str, ...], timeout_s: float) -> str:

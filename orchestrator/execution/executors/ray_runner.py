@@ -86,26 +86,28 @@ class RayRunner:
 
         need = max(spec.gpu_count, 1)
         submitted = time.time()
+        if not _fits_now(need):  # a node was lost: fail at once, not after NOWHERE_S each
+            message = f"no live node of the Ray cluster has {need} GPUs"
+            return self._ended(spec, Cause.NODE_LOST, message)
         with self._lock:
             if self._cancelled:
-                return RunOutcome(Cause.INTERRUPTED, None, 0.0, "cancelled (Ctrl-C): not started")
+                return self._ended(spec, Cause.INTERRUPTED, "cancelled (Ctrl-C): not started")
             ref = self._task.options(
                 num_gpus=need, num_cpus=0, max_retries=0, retry_exceptions=False
             ).remote(spec, self._expected, token)
             self._active.add(ref)
-        unknown = Placement("")  # where a task that never reported ran
         try:
             result: ray_node.AttemptResult = self._result(ref, need)
         except rx.TaskCancelledError:
-            return RunOutcome(Cause.INTERRUPTED, None, 0.0, "cancelled (Ctrl-C)", unknown)
-        except rx.NodeDiedError as exc:
-            return RunOutcome(Cause.NODE_LOST, None, 0.0, _first_line(exc), self._node_of(exc))
+            return self._ended(spec, Cause.INTERRUPTED, "cancelled (Ctrl-C)")
+        except (rx.NodeDiedError, rx.LocalRayletDiedError) as exc:  # a node, or this machine's
+            return self._ended(spec, Cause.NODE_LOST, _first_line(exc), self._node_of(exc))
         except (rx.WorkerCrashedError, rx.ObjectLostError) as exc:  # the node lives on
-            return RunOutcome(Cause.KILLED, None, 0.0, _first_line(exc), unknown)
+            return self._ended(spec, Cause.KILLED, _first_line(exc))
         except NoNodeFits as exc:
-            return RunOutcome(Cause.NODE_LOST, None, 0.0, str(exc), unknown)
+            return self._ended(spec, Cause.NODE_LOST, str(exc))
         except rx.RayError as exc:  # the task itself broke (not the benchmark): worth a retry
-            return RunOutcome(Cause.RUNNER_ERROR, None, 0.0, _first_line(exc), unknown)
+            return self._ended(spec, Cause.RUNNER_ERROR, _first_line(exc))
         finally:
             with self._lock:
                 self._active.discard(ref)
@@ -123,6 +125,17 @@ class RayRunner:
         )
         return outcome
 
+    @staticmethod
+    def _ended(
+        spec: RunSpec, cause: Cause, message: str, where: Placement | None = None
+    ) -> RunOutcome:
+        """An attempt that brought nothing back: its log says so, its record where it ran."""
+        where = where or Placement("")  # a task that never reported ran on an unknown node
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with spec.log_path.open("a") as log_file:
+            log_file.write(f"# on {where}: {cause.value}: {message} (no output came back)\n")
+        return RunOutcome(cause, None, 0.0, message, where)
+
     def _result(self, ref: Any, need: int) -> ray_node.AttemptResult:
         """The task's result; ``NoNodeFits`` when no live node can take it for ``NOWHERE_S``.
 
@@ -136,9 +149,7 @@ class RayRunner:
             ready, _ = ray.wait([ref], timeout=WAIT_S)
             if ready:
                 return ray.get(ref)
-            if any(
-                n.get("Alive") and n.get("Resources", {}).get("GPU", 0) >= need for n in ray.nodes()
-            ):
+            if _fits_now(need):
                 since = None
                 continue
             since = since or time.monotonic()
@@ -164,6 +175,13 @@ class RayRunner:
         with spec.log_path.open("ab") as log_file:
             log_file.write(f"# ran on {result.outcome.placement}\n".encode())
             log_file.write(result.log)
+
+
+def _fits_now(need: int) -> bool:
+    """Some live node of the cluster has ``need`` GPUs (busy or not)."""
+    import ray
+
+    return any(n.get("Alive") and n.get("Resources", {}).get("GPU", 0) >= need for n in ray.nodes())
 
 
 def _first_line(exc: BaseException) -> str:
