@@ -168,16 +168,14 @@ def _check(args: argparse.Namespace) -> None:
         )
 
 
-def _executor(args: argparse.Namespace) -> tuple[Executor, Path | None]:
-    """Where the runs go (``--executor``), and the Hugging Face home they get."""
+def _executor(args: argparse.Namespace) -> Executor:
+    """Where the runs go (``--executor``)."""
     if args.executor == "ray":
         if args.gpus:
             raise RunnerError("--gpus picks this host's GPUs; --executor ray uses the cluster's")
         from orchestrator.execution.executors.ray_cluster import ray_executor
 
-        return ray_executor(
-            args.ray_address, args.runner, args.image, hf_cache=args.hf_cache
-        ), args.hf_cache
+        return ray_executor(args.ray_address, args.runner, args.image, hf_cache=args.hf_cache)
     return local_executor(
         args.runner,
         args.image,
@@ -210,9 +208,9 @@ def sweep_cli(argv: Sequence[str]) -> int:
     if not selected:
         raise RunnerError(f"{args.csv}: no row matches the filters")
     args.output_dir = args.output_dir.resolve()
-    executor, hf_home = _executor(args)
+    executor = _executor(args)
     try:
-        result = _plan_and_run(args, executor, hf_home, selected, configs)
+        result = _plan_and_run(args, executor, selected, configs)
     finally:
         executor.close()
     if result is None:  # the dry run
@@ -233,7 +231,6 @@ def sweep_cli(argv: Sequence[str]) -> int:
 def _plan_and_run(
     args: argparse.Namespace,
     executor: Executor,
-    hf_home: Path | None,
     selected: Sequence[ModelConfig],
     configs: Sequence[ModelConfig],
 ) -> SweepResult | None:
@@ -251,7 +248,7 @@ def _plan_and_run(
     slots = list(executor.slots)
     if args.dry_run:
         todo = print_plan(
-            console, plans, args, slots, executor.runner.name, hf_home=hf_home,
+            console, plans, args, slots, executor.runner.name, hf_home=executor.hf_home,
             fits=executor.misfit, where=executor.where,
         )  # fmt: skip
         warn_without_token(todo, token is not None)
@@ -277,7 +274,7 @@ def _plan_and_run(
                 software_id=executor.software_id,
                 timeout_s=args.timeout,
                 retries=args.retries,
-                hf_cache_dir=hf_home,
+                hf_cache_dir=executor.hf_home,
                 executor=executor.name,
             ),
             slots=slots,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from energy_bench import contract
@@ -19,10 +19,13 @@ BEAT_S = 5.0
 LIMIT_S = 60.0  # generous: a busy host may delay a beat; a gone sweep is noticed within a minute
 
 
-def limit_s() -> float:
-    """``LIMIT_S``, or the host's own ``contract.HEARTBEAT_ENV`` when set (tests shorten it)."""
+def limit_s(env: Mapping[str, str] = os.environ) -> float:
+    """``LIMIT_S``, or ``contract.HEARTBEAT_ENV`` of ``env`` when set (tests shorten it).
+
+    ``env``: this process's environment, or the one a run was given.
+    """
     try:
-        limit = float(os.environ.get(contract.HEARTBEAT_ENV) or LIMIT_S)
+        limit = float(env.get(contract.HEARTBEAT_ENV) or LIMIT_S)
     except ValueError:
         return LIMIT_S
     return limit if limit > 0 else LIMIT_S

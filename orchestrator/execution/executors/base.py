@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from orchestrator.execution.runners.base import Runner
 from orchestrator.execution.slots import Slot
@@ -26,8 +27,9 @@ class Executor:
     """Where a sweep's runs execute.
 
     ``misfit`` says why a plan can run nowhere here ("" when it can); ``hardware`` is the GPU
-    model (or ``cpu``) and ``software_id`` the software every run gets; ``where`` says it in
-    words for the log and the dry run; ``close`` lets go of what the executor holds.
+    model (or ``cpu``) and ``software_id`` the software every run gets; ``hf_home`` the
+    Hugging Face home runs get (None: each runner's own); ``where`` says it in words for the
+    log and the dry run; ``close`` lets go of what the executor holds.
     """
 
     name: str
@@ -37,4 +39,5 @@ class Executor:
     hardware: str
     software_id: str
     where: str
+    hf_home: Path | None = None
     close: Callable[[], None] = lambda: None

@@ -19,15 +19,15 @@ def local_executor(
     gpus: str | None,
     cpu_runs: int,
     hf_cache: Path | None,
-) -> tuple[Executor, Path | None]:
-    """The executor of this host, and the Hugging Face home its runs get.
+) -> Executor:
+    """The executor of this host.
 
     ``gpus``: the ``--gpus`` selection; ``cpu_runs``: CPU slots on a host without GPUs.
     """
     slots = tuple(host_slots(usable(gpus), cpu_runs))
     runner = make_runner(runner_name, image)
     hf_home = hf_cache_for(runner, hf_cache)
-    executor = Executor(
+    return Executor(
         name="local",
         runner=runner,
         slots=slots,
@@ -35,5 +35,5 @@ def local_executor(
         hardware=slots[0].gpu_name if slots else "cpu",
         software_id=runner.software_id(image),
         where=describe(slots),
+        hf_home=hf_home,
     )
-    return executor, hf_home

@@ -233,8 +233,7 @@ def ray_executor(
         raise
     from orchestrator.execution.executors.ray_runner import RayRunner
 
-    gpu_nodes = [n for n in nodes if n.ray_gpus > 0]
-    used = {n.runner for n in gpu_nodes} or {runner}
+    gpu_nodes = [n for n in nodes if n.ray_gpus > 0]  # one runner: their software is one
     expected = Expected(
         runner=runner,
         image=image,
@@ -252,12 +251,13 @@ def ray_executor(
     )
     return Executor(
         name="ray",
-        runner=RayRunner(", ".join(sorted(used)), expected, {n.node_id: n.host for n in nodes}),
+        runner=RayRunner(gpu_nodes[0].runner, expected, {n.node_id: n.host for n in nodes}),
         slots=slots,
         misfit=partial(cluster_misfit, nodes=nodes, hf_home=hf_cache),
         hardware=hardware,
         software_id=software_id,
         where=f"Ray cluster at {address}: {described}; runs on {hardware}",
+        hf_home=hf_cache,  # a path every node has, or None: each node's own
         close=ray.shutdown,
     )
 

@@ -85,14 +85,13 @@ class AttemptResult:
     """What an attempt hands back: how it ended, where, and the files it made.
 
     ``files``: each result file's name and bytes; ``log``: the run's log (redacted on the node);
-    ``started``/``ended``: the node's clock around the run, for the dispatch overhead.
+    ``started``: the node's clock when the task started, for the dispatch overhead.
     """
 
     outcome: RunOutcome
     files: dict[str, bytes] = field(default_factory=dict)
     log: bytes = b""
     started: float = 0.0
-    ended: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -125,18 +124,20 @@ def attempt(spec: RunSpec, expected: Expected, token: str | None) -> AttemptResu
         gpus = _gpus(ids, inventory())
         here = replace(here, gpu_uuids=tuple(g.uuid for g in gpus))
         runner = make_runner(expected.runner, expected.image)
-        refusal = _refusal(runner, gpus, expected)
+        refusal = _refusal(here.host, runner, gpus, expected)
     except (RunnerError, OSError, ValueError) as exc:
         refusal = f"{here.host}: {exc}"
     if refusal:
         outcome = RunOutcome(Cause.CONFIG_ERROR, None, 0.0, refusal, here)
-        return AttemptResult(outcome, started=started, ended=time.time())
-    busy = wait_until_free(here.gpu_uuids, _limit(spec) + BUSY_MARGIN_S)
+        return AttemptResult(outcome, started=started)
+    # As long as a benchmark whose task died may still run: its heartbeat limit, and a margin.
+    leftover_s = heartbeat.limit_s(spec.env) + BUSY_MARGIN_S
+    busy = wait_until_free(here.gpu_uuids, leftover_s)
     if busy:
         outcome = RunOutcome(Cause.RUNNER_ERROR, None, 0.0, f"{here.host}: {busy}", here)
-        return AttemptResult(outcome, started=started, ended=time.time())
+        return AttemptResult(outcome, started=started)
     root = Path(tempfile.gettempdir())
-    remove_stale_work(root, _limit(spec) + BUSY_MARGIN_S)
+    remove_stale_work(root, leftover_s)
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=root))
     try:
         node_spec = replace(
@@ -148,14 +149,13 @@ def attempt(spec: RunSpec, expected: Expected, token: str | None) -> AttemptResu
             hf_cache_dir=hf_cache_for(runner, expected.hf_cache),
         )
         outcome = _run(runner, node_spec, token)
-        ended = time.time()
         files = {
             p.name: p.read_bytes()
             for p in sorted(node_spec.results_dir.iterdir())
             if p.is_file() and p.name in contract.RESULT_FILES
         }
         log = node_spec.log_path.read_bytes() if node_spec.log_path.exists() else b""
-        return AttemptResult(replace(outcome, placement=here), files, log, started, ended)
+        return AttemptResult(replace(outcome, placement=here), files, log, started)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -221,9 +221,8 @@ def _cpus(ids: list[str], node_gpus: int) -> tuple[int, ...]:
     return tuple(sorted(taken)) or tuple(host_cpus())
 
 
-def _refusal(runner: Runner, gpus: list[Gpu], expected: Expected) -> str:
+def _refusal(host: str, runner: Runner, gpus: list[Gpu], expected: Expected) -> str:
     """Why this node must not run the sweep's runs ("" when it may): their run ids would lie."""
-    host = socket.gethostname()
     hardware = gpus[0].name if gpus else "cpu"
     if expected.version != contract.VERSION:
         return (
@@ -240,11 +239,6 @@ def _refusal(runner: Runner, gpus: list[Gpu], expected: Expected) -> str:
     return ""
 
 
-def _limit(spec: RunSpec) -> float:
-    """The heartbeat limit the run's benchmark is given (the driver's, in its environment)."""
-    return float(spec.env.get(contract.HEARTBEAT_ENV) or heartbeat.limit_s())
-
-
 def _run(runner: Runner, spec: RunSpec, token: str | None) -> RunOutcome:
     """``runner.run`` in a thread, this one waiting where a cancel can reach it.
 
@@ -258,7 +252,8 @@ def _run(runner: Runner, spec: RunSpec, token: str | None) -> RunOutcome:
     def target() -> None:
         try:
             spec.results_dir.mkdir(parents=True, exist_ok=True)
-            with heartbeat.beating(spec.results_dir, _limit(spec)):
+            # the limit the run's benchmark was given, in its environment (the driver's)
+            with heartbeat.beating(spec.results_dir, heartbeat.limit_s(spec.env)):
                 outcome.append(runner.run(spec, token=token))
         except BaseException as exc:  # handed to the waiting thread
             failure.append(exc)
