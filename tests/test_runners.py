@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -171,6 +172,49 @@ def test_a_run_killed_mid_way_is_reported_killed(tmp_path, runner_and_image):
     killer.join(timeout=5)
     assert outcome.cause is Cause.KILLED and outcome.exit_code == 137, outcome
     assert "SIGKILL" in outcome.message
+
+
+SLOW_TO_STOP = """#!{python}
+import signal, sys, time
+from pathlib import Path
+
+results = Path(sys.argv[sys.argv.index("--results-dir") + 1])
+
+
+def stop(signum, frame):
+    time.sleep(3.5)  # a loaded host: the run unwinds and writes its failure report slowly
+    (results / "stopped cleanly").write_text("yes")
+    sys.exit(130)
+
+
+signal.signal(signal.SIGTERM, stop)
+print("under way", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_cancelled_run_has_the_grace_period_to_end_before_it_is_killed(tmp_path):
+    # Ctrl-C cancels the runs; one that needs a few seconds to write its report still writes it
+    # (it was killed after 2 s, and a loaded CI host lost the report).
+    python = tmp_path / "python"
+    python.write_text(SLOW_TO_STOP.format(python=sys.executable))
+    python.chmod(0o755)
+    runner = LocalRunner(python=str(python))
+    run_spec = spec(tmp_path)
+    outcomes = []
+    thread = threading.Thread(target=lambda: outcomes.append(runner.run(run_spec)))
+    thread.start()
+    deadline = time.monotonic() + 30
+    while "under way" not in _text(run_spec.log_path) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    runner.cancel()
+    thread.join(timeout=30)
+    assert (run_spec.results_dir / "stopped cleanly").is_file()
+    assert outcomes[0].cause is Cause.INTERRUPTED and outcomes[0].exit_code == 130, outcomes
+
+
+def _text(path: Path) -> str:
+    return path.read_text() if path.is_file() else ""
 
 
 @pytest.mark.docker

@@ -42,14 +42,19 @@ class LocalRunner:
         self._lock = threading.Lock()
 
     def cancel(self) -> None:
-        """SIGTERM to every running benchmark at once, then wait; SIGKILL what is left."""
+        """SIGTERM to every running benchmark at once; SIGKILL what is left after the grace.
+
+        The grace is the timeout's: a run unwinding on a loaded host needs seconds to write its
+        failure report, and one grace is shared by all, so Ctrl-C waits at most that long.
+        """
         with self._lock:
             active = list(self._active)
         for proc in active:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + GRACE_S
         for proc in active:
-            _stop(proc, grace_s=2.0)
+            _stop(proc, grace_s=max(deadline - time.monotonic(), 0.0))
 
     def software_id(self, image: str) -> str:
         """The benchmark package's files and the versions of the libraries it runs on."""
