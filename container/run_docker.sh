@@ -5,13 +5,14 @@
 # -n / --num-samples: prompts (20 when not given, as there); every other argument goes on to
 # `python batch_runner.py run` (options such as --runner, --output-dir, and key=value overrides),
 # which writes ./batch_results/individual_runs/<model>_<state>/. From their environment:
-# DOCKER_IMAGE is the image, BENCHMARK_BACKEND must be pytorch (the only backend), HF_TOKEN is read.
+# DOCKER_IMAGE is the image; BENCHMARK_BACKEND is pytorch (default) or vllm, which sends the prompts
+# to the server at VLLM_ENDPOINT; HF_TOKEN and VLLM_API_KEY are read.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 model="" ; num=20 ; args=()
 while [ $# -gt 0 ]; do
     case "$1" in
-        -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -n|--num-prompts|--num-samples)
             [ $# -ge 2 ] || { echo "run_docker.sh: $1 needs a number" >&2; exit 2; }
             num="$2"; shift 2 ;;
@@ -29,7 +30,10 @@ done
 [ -n "$model" ] || { echo "run_docker.sh: backend.model=<model> is required" >&2; exit 2; }
 case "${BENCHMARK_BACKEND:-pytorch}" in
     pytorch) ;;
-    *) echo "run_docker.sh: BENCHMARK_BACKEND=$BENCHMARK_BACKEND: only pytorch is supported" >&2; exit 2 ;;
+    vllm)
+        [ -n "${VLLM_ENDPOINT:-}" ] || { echo "run_docker.sh: BENCHMARK_BACKEND=vllm needs VLLM_ENDPOINT (http://host:8000/v1)" >&2; exit 2; }
+        args=(--backend vllm --endpoint "$VLLM_ENDPOINT" "${args[@]}") ;;
+    *) echo "run_docker.sh: BENCHMARK_BACKEND=$BENCHMARK_BACKEND: expected pytorch or vllm" >&2; exit 2 ;;
 esac
 [ -z "${DOCKER_IMAGE:-}" ] || args=(--image "$DOCKER_IMAGE" "${args[@]}")
 exec "${PYTHON:-python3}" "$here/batch_runner.py" run --model "$model" -n "$num" "${args[@]}"

@@ -109,6 +109,7 @@ class FakeBackend:
     parameters = 1_000_000
     prompt_tokens = 5
     truncated_prompts = 0
+    budget_mismatches = 0
 
     def __init__(self) -> None:
         self.device_uuids: list[str] = []
@@ -139,6 +140,9 @@ class FakeBackend:
     def produce(self, batch: Batch, tokens: int) -> Generation:
         """What one call returns: ``tokens`` new tokens per prompt, in 1 ms."""
         return Generation(batch.prompt_tokens, (tokens,) * len(batch.indices), 0.001, 0.0005)
+
+    def close(self) -> None:
+        pass
 
     def provenance(self) -> dict[str, Any]:
         return {}

@@ -22,7 +22,7 @@ from energy_bench.config import load_config
 from energy_bench.energy import nvml
 from energy_bench.energy.nvml import PowerSample
 from energy_bench.energy.sources import DeviceInfo, NvmlSource, RaplSource
-from energy_bench.errors import EnergyUnavailable
+from energy_bench.errors import BenchConfigError, EnergyUnavailable
 from energy_bench.results.report import build_report
 
 # --- RAPL ---------------------------------------------------------------------------------------
@@ -117,11 +117,20 @@ def fake_pynvml(gpus: list[FakeGpu]) -> types.ModuleType:
     n.NVML_TEMPERATURE_GPU = 0
     n.calls = []
 
+    n.live = False
+
     def init() -> None:
         n.calls.append("init")
+        n.live = True
 
     def shutdown() -> None:
         n.calls.append("shutdown")
+        n.live = False
+
+    def driver_version() -> str:
+        if not n.live:  # as NVML: nothing answers between shutdown and the next init
+            raise NVMLError("Uninitialized")
+        return "550.54.15"
 
     def handle(uuid: str) -> FakeGpu:
         if uuid not in by_uuid:
@@ -153,7 +162,9 @@ def fake_pynvml(gpus: list[FakeGpu]) -> types.ModuleType:
     n.nvmlDeviceGetClockInfo = lambda g, clock: 1980
     n.nvmlDeviceGetTemperature = lambda g, sensor: 41
     n.nvmlDeviceGetComputeRunningProcesses = lambda g: [types.SimpleNamespace(pid=4321)]
-    n.nvmlSystemGetDriverVersion = lambda: "550.54.15"
+    n.nvmlSystemGetDriverVersion = driver_version
+    n.nvmlDeviceGetCount = lambda: len(gpus)
+    n.nvmlDeviceGetHandleByIndex = lambda i: gpus[i]
     n.nvmlSystemGetCudaDriverVersion = lambda: 12040
     return n
 
@@ -184,6 +195,19 @@ def test_nvml_counters_come_back_in_joules(gpus):
     finally:
         source.close()
     assert sys.modules["pynvml"].calls == ["init", "shutdown"]
+    # The report asks after the meter closed the source: with no other NVML user (a served run
+    # uses no CUDA), NVML is shut down by then.
+    assert source.driver() == {"driver_version": "550.54.15", "cuda_driver_version": "12.4"}
+
+
+def test_a_served_run_measures_the_server_gpus_named_by_index_or_uuid(gpus):
+    from energy_bench.backends.serving import server_gpu_uuids
+
+    assert server_gpu_uuids(None) == UUIDS  # every visible GPU
+    assert server_gpu_uuids(("1",)) == [UUIDS[1]]
+    assert server_gpu_uuids((UUIDS[0].upper(), "1")) == UUIDS
+    with pytest.raises(BenchConfigError, match="GPU 2 is not one of the 2 visible"):
+        server_gpu_uuids(("2",))
 
 
 def test_nvml_power_comes_back_in_watts(gpus):

@@ -45,10 +45,14 @@ def refused(*overrides: str) -> str:
 
 
 # --- backend.type, backend.task, backend.device_map -----------------------------------------
-def test_backend_type_takes_pytorch_only():
-    assert cfg("backend.type=pytorch").backend.model == "org/m"
-    message = refused("backend.type=vllm")
-    assert "backend.type='vllm'" in message and "expected one of pytorch" in message
+def test_backend_type_takes_pytorch_or_vllm_with_its_endpoint():
+    assert cfg("backend.type=pytorch").backend.type == "pytorch"
+    served = cfg("backend.type=vllm", "backend.endpoint=http://127.0.0.1:8000/v1").backend
+    assert (served.type, served.endpoint) == ("vllm", "http://127.0.0.1:8000/v1")
+    message = refused("backend.type=optimum")
+    assert "backend.type='optimum'" in message and "expected one of pytorch, vllm" in message
+    assert "needs the server's base URL" in refused("backend.type=vllm")
+    assert "needs the server's base URL" in refused("backend.type=vllm", "backend.endpoint=host:1")
 
 
 @pytest.mark.parametrize("task", ["text-generation", "text_generation"])

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from energy_bench.backends.base import Batch, Generation, InferenceBackend
 from energy_bench.backends.pytorch import PyTorchBackend
-from energy_bench.config import BenchConfig
+from energy_bench.config import BackendConfig, BenchConfig, ScenarioConfig
 from energy_bench.contract import GENERATION_COMPILED
 from energy_bench.energy.meter import EnergyMeter, Measurement, TraceRow
 from energy_bench.energy.sources import EnergySource, open_source
@@ -119,11 +119,22 @@ def _run_pass(
                     f"{MAX_CONSECUTIVE_FAILURES} batches in a row failed; last: {message}"
                 ) from exc
             continue
-        failures_in_a_row = 0
+        prompts = gen.per_prompt()
+        if prompts and all(error for *_, error in prompts):  # every request of it failed
+            failures_in_a_row += 1
+            message = prompts[-1][-1]
+            last_error = BenchmarkAborted(message)
+            log.warning("batch %d of pass %d failed: %s", number, repeat, message)
+        else:
+            failures_in_a_row = 0
         records += [
-            PromptRecord(repeat, i, number, p, c, gen.latency_s, gen.ttft_s, True)
-            for i, p, c in zip(batch.indices, gen.prompt_tokens, gen.completion_tokens, strict=True)
+            PromptRecord(repeat, i, number, p, c, latency, ttft, not error, error)
+            for i, (p, c, latency, ttft, error) in zip(batch.indices, prompts, strict=True)
         ]
+        if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
+            raise BenchmarkAborted(
+                f"{MAX_CONSECUTIVE_FAILURES} batches in a row failed; last: {message}"
+            )
     if last_error is not None and failures_in_a_row == len(batches):  # fewer than the abort needs
         if isinstance(last_error, OutOfMemory):
             raise last_error
@@ -161,10 +172,19 @@ def _warm_up(
     return windows
 
 
+def make_backend(backend: BackendConfig, scenario: ScenarioConfig) -> InferenceBackend:
+    """The backend ``backend.type`` names: PyTorch here, or requests to a server."""
+    if backend.type == "vllm":
+        from energy_bench.backends.serving import ServingBackend
+
+        return ServingBackend(backend, scenario)
+    return PyTorchBackend(backend, scenario)
+
+
 def run_benchmark(
     config: BenchConfig,
     *,
-    backend_factory: Callable[..., InferenceBackend] = PyTorchBackend,
+    backend_factory: Callable[..., InferenceBackend] = make_backend,
     source_factory: Callable[[Sequence[str], int], EnergySource] = open_source,
 ) -> RunData:
     """Run the whole benchmark; returns every measurement (raises on load or abort)."""
@@ -216,6 +236,7 @@ def run_benchmark(
             )
     finally:
         meter.close()
+        backend.close()
         data.trace = meter.trace()
         data.sampler_cpu_s = meter.sampler_cpu_s
         data.sampler_wall_s = meter.sampler_wall_s

@@ -169,6 +169,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = build_report(data)
         write_report_files(results, report)
         e, s = report["energy"], report["summary"]
+        if s["budget_mismatches"]:
+            log.warning(
+                "%d answer(s) broke the token budget (%d-%d new tokens): the server did not hold "
+                "it; summary.budget_mismatches counts them",
+                s["budget_mismatches"], s["min_new_tokens"], s["max_new_tokens"],
+            )  # fmt: skip
         log.info(
             "done: %d/%d prompts, %.4f Wh (%s), %.3f tokens/J, %.1f tokens/s",
             s["successful_prompts"],

@@ -40,7 +40,7 @@ DTYPES = ("bfloat16", "float16", "float32", "auto")
 DEVICES = ("auto", "cuda", "cpu")
 GENERATION_PATHS = ("auto", *contract.GENERATION_PATHS)  # auto: compiled on GPUs, else eager
 EFFORTS = ("high", "medium", "low")
-BACKEND_TYPES = ("pytorch",)
+BACKEND_TYPES = ("pytorch", "vllm")  # vllm: any OpenAI-compatible server, at backend.endpoint
 TASKS = ("text-generation", "text_generation")
 
 
@@ -58,6 +58,11 @@ class BackendConfig:
     generation: str
     # GPU indices, among those visible, the run may take its ``num_gpus`` from (None: the first).
     device_ids: tuple[int, ...] | None = None
+    type: str = "pytorch"
+    endpoint: str = ""  # the server's OpenAI-compatible base URL (type vllm)
+    # The server's GPUs whose energy is measured (UUIDs or indices; None: every visible GPU).
+    server_gpus: tuple[str, ...] | None = None
+    request_timeout_s: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ class ScenarioConfig:
     # The ``scenario.*`` keys the overrides set; the others hold the config file's defaults.
     given: frozenset[str] = frozenset()
     truncation: bool = True  # cut a prompt too long for the context, else refuse the run
+    concurrency: int = 1  # requests in flight at once (the serving backend)
 
 
 @dataclass(frozen=True)
@@ -266,6 +272,21 @@ def _device_ids(value: Any) -> tuple[int, ...] | None:
     return tuple(ids)
 
 
+def _server_gpus(value: Any) -> tuple[str, ...] | None:
+    """``backend.server_gpus``: GPU UUIDs or indices, as ``"0,1"``, a list, or null."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    items = items if isinstance(items, list) else [items]
+    gpus = tuple(str(item).strip() for item in items if str(item).strip())
+    bad = [g for g in gpus if not (g.isdigit() or g.upper().startswith(("GPU-", "MIG-")))]
+    if bad or not gpus:
+        raise BenchConfigError(
+            f"backend.server_gpus={value!r}: expected GPU indices or UUIDs, as 0,1 or GPU-…"
+        )
+    return gpus
+
+
 def _backend(b: Mapping[str, Any]) -> BackendConfig:
     _choice("backend.type", b["type"], BACKEND_TYPES)
     _choice("backend.task", b["task"], TASKS)
@@ -274,7 +295,18 @@ def _backend(b: Mapping[str, Any]) -> BackendConfig:
             f"backend.device_map={b['device_map']!r}: expected auto or null; the benchmark "
             "places the model itself over backend.num_gpus GPUs (backend.device_ids picks which)"
         )
+    kind = b["type"]
+    endpoint = str(b.get("endpoint") or "").strip()
+    if kind == "vllm" and not endpoint.startswith(("http://", "https://")):
+        raise BenchConfigError(
+            f"backend.endpoint={endpoint!r}: backend.type=vllm needs the server's base URL, "
+            "as http://host:8000/v1"
+        )
     return BackendConfig(
+        type=kind,
+        endpoint=endpoint,
+        server_gpus=_server_gpus(b.get("server_gpus")),
+        request_timeout_s=_at_least("backend.request_timeout_s", b["request_timeout_s"], 1),
         model=str(b["model"]).strip(),
         processor=b.get("processor"),
         torch_dtype=_choice("backend.torch_dtype", b["torch_dtype"], DTYPES),
@@ -362,6 +394,7 @@ def _build(name: str, tree: Mapping[str, Any], given: frozenset[str]) -> BenchCo
             generate_kwargs=generate,
             given=frozenset(k for k in given if k.startswith("scenario.")),
             truncation=bool(_flag("scenario.truncation", s["truncation"], null=False)),
+            concurrency=_whole("scenario.concurrency", s["concurrency"], 1),
         ),
         energy=EnergyConfig(
             idle_seconds=_at_least("energy.idle_seconds", float(e["idle_seconds"]), 0.0),

@@ -93,6 +93,7 @@ class ExitCode(IntEnum):
     NO_ENERGY_SOURCE = 6
     GATED_MODEL = 7  # HTTP 401/403: licence not accepted or no token
     MODEL_NOT_FOUND = 8  # HTTP 404 or no such folder
+    SERVER_UNAVAILABLE = 9  # the serving backend's endpoint does not answer
     INTERRUPTED = 130
 
 
@@ -158,6 +159,7 @@ def control_writes(control: str, on: bool | None, effort: str | None) -> Writes:
 
 GENERATION_EAGER = "eager"  # transformers' generate with a dynamic cache, as upstream runs
 GENERATION_COMPILED = "compiled"  # a static cache and a compiled decode step (CUDA graphs on GPUs)
+GENERATION_SERVED = "served"  # requests to an OpenAI-compatible server (backend.type vllm)
 GENERATION_PATHS = (GENERATION_EAGER, GENERATION_COMPILED)
 """The paths a run can generate on, as ``report["generation_path"]`` names the one it used."""
 

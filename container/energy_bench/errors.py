@@ -35,6 +35,12 @@ class ModelNotFound(ModelLoadError):
     exit_code = ExitCode.MODEL_NOT_FOUND
 
 
+class ServerUnavailable(BenchmarkError):
+    """The serving backend's endpoint does not answer, or not as an OpenAI-compatible server."""
+
+    exit_code = ExitCode.SERVER_UNAVAILABLE
+
+
 class OutOfMemory(BenchmarkError):
     """The accelerator ran out of memory."""
 

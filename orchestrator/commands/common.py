@@ -9,14 +9,16 @@ import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from energy_bench import contract
 from orchestrator import DEFAULT_IMAGE
 from orchestrator.errors import RunnerError
-from orchestrator.planning.plan import RunPlan
+from orchestrator.planning.plan import RunPlan, Serving
 from orchestrator.store.paths import DEFAULT_OUTPUT_DIR
 
 log = logging.getLogger(__name__)
+SERVER_KEY_ENV = "VLLM_API_KEY"  # the server's API key, passed to the runs in their environment
 TOKEN_WARNING_NAMES = 5  # models the warning about a missing token names before a count
 
 
@@ -73,7 +75,24 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         "budget; see the README)",
     )
     parser.add_argument(
-        "--gpus", default=None, help="GPUs to use: indices or UUIDs, comma-separated"
+        "--gpus",
+        default=None,
+        help="GPUs to use: indices or UUIDs, comma-separated (--backend vllm: the server's GPUs "
+        "to measure; default all of this host's)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("pytorch", "vllm"),
+        default="pytorch",
+        help="pytorch: the model runs in the benchmark; vllm: prompts go to an OpenAI-compatible "
+        "server at --endpoint (vLLM, transformers serve) and its GPUs are measured",
+    )
+    parser.add_argument(
+        "--endpoint",
+        default=None,
+        metavar="URL",
+        help="the server's base URL with --backend vllm, as http://127.0.0.1:8000/v1 "
+        f"(a key goes in {SERVER_KEY_ENV}, never in the URL)",
     )
     parser.add_argument(
         "--hf-cache",
@@ -125,3 +144,32 @@ def check_common(args: argparse.Namespace) -> None:
         raise RunnerError(f"-n {args.num_prompts}: at least one prompt")
     if args.timeout is not None and not args.timeout > 0:
         raise RunnerError(f"--timeout {args.timeout:g}: must be more than 0 seconds")
+
+
+def check_serving(args: argparse.Namespace) -> None:
+    """``--backend`` and ``--endpoint`` agree, and the URL is one a run can use and show."""
+    if args.backend != "vllm":
+        if args.endpoint:
+            raise RunnerError(f"--endpoint {args.endpoint}: only with --backend vllm")
+        return
+    url = args.endpoint or ""
+    if not url.startswith(("http://", "https://")):
+        raise RunnerError(
+            f"--backend vllm needs --endpoint URL, the server's base URL as "
+            f"http://127.0.0.1:8000/v1 (got {url or 'none'!r})"
+        )
+    parts = urlsplit(url)
+    if parts.username or parts.password or parts.query:
+        raise RunnerError(
+            f"--endpoint: no user, password or query in the URL (it is written into every "
+            f"result); put a key in {SERVER_KEY_ENV}"
+        )
+    if not parts.hostname:
+        raise RunnerError(f"--endpoint {url}: no host")
+
+
+def serving(args: argparse.Namespace, gpu_uuids: Sequence[str]) -> Serving | None:
+    """The server the runs measure (``--backend vllm``), its GPUs those given here; else None."""
+    if args.backend != "vllm":
+        return None
+    return Serving(args.endpoint.rstrip("/"), tuple(dict.fromkeys(u for u in gpu_uuids if u)))

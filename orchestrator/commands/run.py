@@ -10,7 +10,9 @@ from energy_bench import contract
 from orchestrator.commands.common import (
     add_common_options,
     check_common,
+    check_serving,
     prompts_file,
+    serving,
     warn_without_token,
 )
 from orchestrator.commands.logs import setup_logging
@@ -130,6 +132,7 @@ def run_cli(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.verbose, args.quiet)
     check_common(args)
+    check_serving(args)
     state, overrides = reasoning_from_overrides(args.overrides, args.reasoning_state)
     config = single_config(
         args.model,
@@ -147,6 +150,7 @@ def run_cli(argv: Sequence[str]) -> int:
         num_prompts=args.num_prompts,
         prompts_file=prompts_file(args),
         extra_overrides=overrides,
+        serving=serving(args, [g.uuid for g in gpus]),
     )
     (plan,) = plan_runs([config], options)
     if plan.skip_reason:

@@ -15,7 +15,9 @@ from orchestrator.commands import COMMANDS
 from orchestrator.commands.common import (
     add_common_options,
     check_common,
+    check_serving,
     prompts_file,
+    serving,
     warn_without_token,
 )
 from orchestrator.commands.logs import add_debug_log, setup_logging
@@ -58,8 +60,6 @@ def _parser() -> argparse.ArgumentParser:
         epilog=f"commands (python batch_runner.py COMMAND --help):\n{commands}",
     )
     parser.add_argument("--csv", type=Path, default=Path("models.csv"), help="models CSV")
-    parser.add_argument("--backend", default="pytorch", help="inference backend (pytorch)")
-    parser.add_argument("--endpoint", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--model-name", help="case-insensitive substring of the model id")
     parser.add_argument("--class", dest="model_class", help="A, B or C")
     parser.add_argument("--reasoning-state", help="substring: On, Off, High, ...")
@@ -192,10 +192,11 @@ def sweep_cli(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.quiet)
     _check(args)
-    if args.backend != "pytorch":
-        raise RunnerError(f"--backend {args.backend}: only pytorch is supported")
-    if args.endpoint:
-        raise RunnerError("--endpoint: benchmarking a running server is not supported")
+    check_serving(args)
+    if args.backend == "vllm":
+        if args.executor == "ray":
+            raise RunnerError("--backend vllm measures a server from this host: --executor local")
+        args.max_parallel = 1  # served runs share their server: one at a time
     # The whole file is validated before anything runs.
     configs = read_models_csv(args.csv, formats=load_formats(args.reasoning_formats))
     selected = filter_configs(
@@ -240,6 +241,7 @@ def _plan_and_run(
         num_prompts=args.num_prompts,
         prompts_file=prompts_file(args),
         extra_overrides=tuple(args.overrides), class_c_gpus=args.class_c_gpus,
+        serving=serving(args, [s.uuid for s in executor.slots]),
     )  # fmt: skip
     plans = plan_runs(selected, options, all_rows=configs)
     token = find_hf_token()

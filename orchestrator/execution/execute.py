@@ -41,7 +41,13 @@ from orchestrator.store.records import RunRecord, holds_success, load_record, sa
 log = logging.getLogger(__name__)
 
 # Host settings that runs inherit (offline mode, a Hub mirror); never a secret.
-PASSTHROUGH_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", "HF_HUB_ETAG_TIMEOUT")
+PASSTHROUGH_ENV = (
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_ENDPOINT",
+    "HF_HUB_ETAG_TIMEOUT",
+    "VLLM_API_KEY",  # a served run's key for its server: environment only, never an argument
+)
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,8 @@ def _execute(
     attempt_dir = layout.attempt_dir(plan.name, when)
     attempt_dir.mkdir(parents=True, exist_ok=True)  # before Docker mounts it
     log_path = layout.run_log(plan.name, when)
+    if plan.serving is not None:  # it measures the server's GPUs, whatever slot it holds
+        gpu_uuids = plan.serving.gpus
     spec = RunSpec(
         run_id=plan.run_id,
         overrides=plan.overrides,
@@ -166,6 +174,7 @@ def _execute(
         env={k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
         | heartbeat.environment(),
         gpu_count=plan.gpus_needed,
+        measures_server=plan.serving is not None,
     )
     started = now_iso()
     record = replace(

@@ -27,6 +27,8 @@ def misfit(plan: RunPlan, slots: Sequence[Slot], *, hf_home: Path | None = None)
 
     ``hf_home``: the Hugging Face home the runs get (``--hf-cache``), where sizes are looked up.
     """
+    if plan.serving is not None:  # the server holds the model
+        return ""
     need = plan.gpus_needed
     on_gpus = any(s.uuid for s in slots)
     if on_gpus and need > len(slots):

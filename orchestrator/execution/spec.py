@@ -33,12 +33,13 @@ class Cause(StrEnum):
     INTERRUPTED = "interrupted"
     RUNNER_ERROR = "runner_error"
     NODE_LOST = "node_lost"  # the cluster node running it died or left
+    SERVER_UNAVAILABLE = "server_unavailable"  # the serving backend's endpoint did not answer
     DISK_FULL = "disk_full"
     PERMISSION_DENIED = "permission_denied"
     FAILED = "failed"
 
 
-TRANSIENT = frozenset({Cause.RUNNER_ERROR, Cause.KILLED, Cause.NODE_LOST})
+TRANSIENT = frozenset({Cause.RUNNER_ERROR, Cause.KILLED, Cause.NODE_LOST, Cause.SERVER_UNAVAILABLE})
 """Causes worth a retry; OOM, gated or missing models and bad configs never are."""
 
 
@@ -52,7 +53,9 @@ class RunSpec:
     ``read_only_paths`` are host files or folders the run reads (a local model, a prompts file);
     the docker runner mounts them read-only at the same path. ``gpu_count`` is how many GPUs
     the run gets: those of ``gpu_uuids`` where the sweep chose them, else the count an executor
-    reserves elsewhere (a Ray cluster picks the node and its GPUs).
+    reserves elsewhere (a Ray cluster picks the node and its GPUs). ``measures_server``: the
+    run sends its prompts to a server and reads the energy of ``gpu_uuids``, the server's GPUs,
+    without computing on them.
     """
 
     run_id: str
@@ -68,6 +71,7 @@ class RunSpec:
     read_only_paths: tuple[Path, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     gpu_count: int = 0
+    measures_server: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ EXIT_CAUSES: Mapping[ExitCode, Cause] = {
     ExitCode.NO_ENERGY_SOURCE: Cause.NO_ENERGY_SOURCE,
     ExitCode.GATED_MODEL: Cause.GATED_MODEL,
     ExitCode.MODEL_NOT_FOUND: Cause.MODEL_NOT_FOUND,
+    ExitCode.SERVER_UNAVAILABLE: Cause.SERVER_UNAVAILABLE,
     ExitCode.INTERRUPTED: Cause.INTERRUPTED,
 }
 """Every failing exit status of the benchmark, and what it means to the sweep."""

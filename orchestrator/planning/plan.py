@@ -25,6 +25,7 @@ PROMPT_S = 2.0
 MAX_TIMEOUT_S = 30 * 24 * 3600.0  # 30 days: beyond it, a bound means nothing (and overflows)
 TRUE = ("true", "yes", "on", "1")  # how an override or setting spells a boolean
 FALSE = ("false", "no", "off", "0")
+SERVED_SUFFIX = "_served"  # a served run's folder: never the same as the model's local run
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,25 @@ class PlanOptions:
     prompts_file: Path | None = None
     extra_overrides: tuple[str, ...] = ()
     class_c_gpus: int = CLASS_C_DEFAULT_GPUS
+    serving: Serving | None = None  # --backend vllm: the runs send prompts to a server
+
+
+@dataclass(frozen=True)
+class Serving:
+    """The server the runs send their prompts to (``--backend vllm --endpoint``).
+
+    ``gpus``: the UUIDs of the server's GPUs on this host, whose counters the runs read (none:
+    the server is elsewhere, or this host has no GPU).
+    """
+
+    endpoint: str
+    gpus: tuple[str, ...] = ()
+
+    def overrides(self) -> list[str]:
+        items = ["backend.type=vllm", f"backend.endpoint={self.endpoint}"]
+        if self.gpus:
+            items.append(f"backend.server_gpus={','.join(self.gpus)}")
+        return items
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,7 @@ class RunPlan:
     gpus_needed: int
     read_only_paths: tuple[Path, ...]
     skip_reason: str = ""
+    serving: Serving | None = None  # the run measures a server; it computes on no GPU itself
 
     def setting(self, key: str) -> str | None:
         """The value an override gives ``key`` (the last one wins), or None."""
@@ -113,6 +134,8 @@ def benchmark_overrides(config: ModelConfig, options: PlanOptions) -> tuple[str,
         items.append(f"scenario.num_samples={options.num_prompts}")
     if options.prompts_file is not None:
         items.append(f"scenario.dataset_name={options.prompts_file}")
+    if options.serving is not None:
+        items += options.serving.overrides()
     return (*items, *options.extra_overrides)  # the user's overrides come last and win
 
 
@@ -143,7 +166,7 @@ def plan_runs(
     names = dict(zip(map(id, universe), run_names(universe), strict=True))
     plans = []
     for config in configs:
-        name = names[id(config)]
+        name = names[id(config)] + (SERVED_SUFFIX if options.serving else "")
         overrides = benchmark_overrides(config, options)
         gpus = gpus_for(config, options)
         paths = [Path(config.model_id)] if Path(config.model_id).is_absolute() else []
@@ -168,6 +191,7 @@ def plan_runs(
                 gpus_needed=gpus,
                 read_only_paths=tuple(paths),
                 skip_reason=skip,
+                serving=options.serving,
             )
         )
     return plans

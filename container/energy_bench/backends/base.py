@@ -29,6 +29,9 @@ class Generation:
 
     ``tokens`` holds each prompt's generated token ids, up to its first end-of-sequence token
     (``completion_tokens`` counts them); a backend that does not keep them leaves it empty.
+    A backend whose prompts run as requests of their own (a server) gives each prompt's latency
+    and time to first token in ``latencies_s`` and ``ttfts_s``, and its error ("" when it
+    succeeded) in ``errors``; empty, the batch's figures hold for every prompt.
     """
 
     prompt_tokens: tuple[int, ...]
@@ -36,6 +39,19 @@ class Generation:
     latency_s: float
     ttft_s: float | None
     tokens: tuple[tuple[int, ...], ...] = ()
+    latencies_s: tuple[float, ...] = ()
+    ttfts_s: tuple[float | None, ...] = ()
+    errors: tuple[str, ...] = ()
+
+    def per_prompt(self) -> list[tuple[int, int, float, float | None, str]]:
+        """(prompt tokens, completion tokens, latency, TTFT, error) of each prompt."""
+        n = len(self.prompt_tokens)
+        latencies = self.latencies_s or (self.latency_s,) * n
+        ttfts = self.ttfts_s or (self.ttft_s,) * n
+        errors = self.errors or ("",) * n
+        return list(
+            zip(self.prompt_tokens, self.completion_tokens, latencies, ttfts, errors, strict=True)
+        )
 
 
 class InferenceBackend(Protocol):
@@ -50,6 +66,7 @@ class InferenceBackend(Protocol):
     applied_reasoning: AppliedReasoning | None
     parameters: int  # the model's, once loaded (0 before)
     truncated_prompts: int  # prompts that ``prepare`` cut to fit the model's context
+    budget_mismatches: int  # answers whose token count broke the budget (a server's)
 
     @property
     def generation_path(self) -> str: ...
@@ -69,3 +86,5 @@ class InferenceBackend(Protocol):
     def generate(self, batch: Batch, max_new_tokens: int | None = None) -> Generation: ...
 
     def provenance(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...

@@ -75,6 +75,8 @@ def _placement(device_map: Any) -> dict[str, int] | None:
 class PyTorchBackend:
     """transformers + PyTorch: ``generate`` on the eager or the compiled path."""
 
+    budget_mismatches = 0  # generate holds every budget itself
+
     def __init__(self, backend: BackendConfig, scenario: ScenarioConfig) -> None:
         import torch
 
@@ -419,6 +421,9 @@ class PyTorchBackend:
             if token in eos_ids:
                 return i + 1
         return sum(1 for t in tokens if t != pad or pad in eos_ids)
+
+    def close(self) -> None:
+        """The model goes with the process."""
 
     def provenance(self) -> dict[str, Any]:
         import transformers

@@ -192,6 +192,20 @@ class Nvml:
                     self._pynvml.nvmlShutdown()
 
 
+def visible_uuids() -> list[str]:
+    """The UUID of every GPU NVML sees here, in index order (``EnergyUnavailable``: no driver)."""
+    session = Nvml(())
+    n = session._pynvml
+    try:
+        with _nvml_errors("listing the GPUs"):
+            return [
+                n.nvmlDeviceGetUUID(n.nvmlDeviceGetHandleByIndex(i))
+                for i in range(n.nvmlDeviceGetCount())
+            ]
+    finally:
+        session.close()
+
+
 def _field_number(field: Any) -> float:
     kind = int(field.valueType)
     member = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}

@@ -83,6 +83,9 @@ class NvmlSource:
         ]
         try:
             self.read_j()  # fails now, not mid-run, on GPUs without the counter
+            # Read while the session is open: the report asks after the meter closed it, and
+            # NVML is shut down then unless another user (CUDA) still holds it.
+            self._driver = self._nvml.driver()
         except BaseException:
             self._nvml.close()  # nobody else holds the session to end it
             raise
@@ -100,7 +103,7 @@ class NvmlSource:
         pass
 
     def driver(self) -> dict[str, str]:
-        return self._nvml.driver()
+        return dict(self._driver)
 
     def close(self) -> None:
         self._nvml.close()

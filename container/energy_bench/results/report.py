@@ -148,6 +148,10 @@ def build_report(data: RunData) -> dict[str, Any]:
         "min_new_tokens": cfg.scenario.min_new_tokens,
         "warmup": "full pass" if cfg.scenario.warmup_pass else f"{len(data.warmups)} batches",
         "truncated_prompts": data.backend.truncated_prompts,  # cut to fit (scenario.truncation)
+        # answers whose token count broke the budget: a server that ignores min_tokens
+        "budget_mismatches": data.backend.budget_mismatches,
+        "concurrency": cfg.scenario.concurrency,
+        "requests_per_second": successful / duration if duration else 0.0,
         "run_wall_seconds": data.wall_s,
     }
     idle_energy = idle_w * duration if idle_w is not None else None

@@ -119,11 +119,15 @@ class DockerRunner:
             cpus["cpuset_cpus"] = contract.cpu_list(spec.cpus)
         if token:
             environment["HF_TOKEN"] = token
+        # A served run reads its server's GPU counters (NVML: the utility capability) and
+        # computes on none; it reaches the server as this host does (the host's network).
+        capability = "utility" if spec.measures_server else "gpu"
         devices = (
-            [DeviceRequest(device_ids=list(spec.gpu_uuids), capabilities=[["gpu"]])]
+            [DeviceRequest(device_ids=list(spec.gpu_uuids), capabilities=[[capability]])]
             if spec.gpu_uuids
             else []
         )
+        network = {"network_mode": "host"} if spec.measures_server else {}
         return {
             "image": spec.image,
             "command": ["--results-dir", contract.CONTAINER_RESULTS_DIR, *spec.overrides],
@@ -133,6 +137,7 @@ class DockerRunner:
             "volumes": volumes,
             "device_requests": devices,
             **cpus,
+            **network,
             "labels": {
                 LABEL_MANAGED: "true",
                 LABEL_RUN_ID: spec.run_id,

@@ -96,7 +96,8 @@ class LocalRunner:
         env.update(spec.env)
         env["PYTHONUNBUFFERED"] = "1"
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.gpu_uuids)
+        # A served run reads its server's GPUs through NVML, which sees every GPU: CUDA none.
+        env["CUDA_VISIBLE_DEVICES"] = "" if spec.measures_server else ",".join(spec.gpu_uuids)
         if spec.cpus:  # the benchmark pins itself to these cores and sizes its threads
             env[contract.CPUS_ENV] = contract.cpu_list(spec.cpus)
         if spec.hf_cache_dir is not None:
