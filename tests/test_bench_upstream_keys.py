@@ -53,6 +53,8 @@ def test_backend_type_takes_pytorch_or_vllm_with_its_endpoint():
     assert "backend.type='optimum'" in message and "expected one of pytorch, vllm" in message
     assert "needs the server's base URL" in refused("backend.type=vllm")
     assert "needs the server's base URL" in refused("backend.type=vllm", "backend.endpoint=host:1")
+    leaky = refused("backend.type=vllm", "backend.endpoint=http://me:s3cret@host:1/v1")
+    assert "no user, password or query" in leaky and "s3cret" not in leaky
 
 
 @pytest.mark.parametrize("task", ["text-generation", "text_generation"])

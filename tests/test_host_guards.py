@@ -151,11 +151,12 @@ def test_without_retries_a_killed_run_fails_after_one_attempt(tmp_path):
 
 
 @pytest.mark.parametrize("cause", [c for c in Cause if c is not Cause.OK])
-def test_only_killed_runs_runner_errors_and_lost_nodes_are_retried(tmp_path, cause):
+def test_only_killed_runs_runner_errors_lost_nodes_and_silent_servers_are_retried(tmp_path, cause):
     """Exactly these causes are retried, ``retries`` more times; all others never are."""
     runner = Scripted(RunOutcome(cause, 1, 0.1, "no"))
     record = execute(one_plan(), runner=runner, options=options(tmp_path, retries=2))
-    expected = 3 if cause in (Cause.KILLED, Cause.RUNNER_ERROR, Cause.NODE_LOST) else 1
+    retried = (Cause.KILLED, Cause.RUNNER_ERROR, Cause.NODE_LOST, Cause.SERVER_UNAVAILABLE)
+    expected = 3 if cause in retried else 1
     assert runner.calls == expected and record.attempts == expected
     assert record.cause == cause.value and record.status != "ok"
 

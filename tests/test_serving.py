@@ -264,14 +264,16 @@ def test_a_request_carries_the_budget_greedy_decoding_and_the_reasoning_directiv
     backend.close()
 
 
-class _CuttingServer:
-    """An OpenAI-style stream that cuts the connection after one chunk on the requests named.
+class _ScriptedServer:
+    """An OpenAI-style server whose answer to request ``n`` (from 0) is ``script(n)``.
 
-    For the faults a real server does not make on demand: ``cut`` holds request numbers (from
-    0), or ``all``.
+    For the faults a real server does not make on demand: ``"ok"`` (one token, then the end),
+    ``"cut"`` (one chunk, then the connection closes), a finish reason such as ``"abort"``, or
+    ``(status, message)`` for an HTTP error. ``models`` answers ``/v1/models`` likewise.
     """
 
-    def __init__(self, cut: set[int] | str) -> None:
+    def __init__(self, script, models=(200, "m")) -> None:
+        import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.requests = 0
@@ -282,25 +284,37 @@ class _CuttingServer:
                 pass
 
             def do_GET(self):
-                self._send(200, b'{"object":"list","data":[{"id":"m","object":"model"}]}')
+                status, name = models
+                if status != 200:
+                    return self._error(status, name)
+                listing = {"object": "list", "data": [{"id": name, "object": "model"}]}
+                self._send(200, json.dumps(listing).encode())
 
             def do_POST(self):
                 self.rfile.read(int(self.headers["Content-Length"]))
-                number, server.requests = server.requests, server.requests + 1
+                with lock:
+                    number, server.requests = server.requests, server.requests + 1
+                answer = script(number)
+                if isinstance(answer, tuple):
+                    return self._error(*answer)
                 chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m"}
                 text = {**chunk, "choices": [{"index": 0, "delta": {"content": "a"}}]}
+                reason = "length" if answer in ("ok", "cut") else answer
                 usage = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
-                last = [{"index": 0, "delta": {}, "finish_reason": "length"}]
+                last = [{"index": 0, "delta": {}, "finish_reason": reason}]
                 end = {**chunk, "choices": last, "usage": usage}
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
                 self.wfile.write(f"data: {json.dumps(text)}\n\n".encode())
-                if cut == "all" or number in cut:
+                if answer == "cut":
                     self.wfile.flush()
-                    self.connection.shutdown(socket.SHUT_RDWR)  # cut mid-stream
+                    self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
+
+            def _error(self, status, message):
+                self._send(status, json.dumps({"error": {"message": message}}).encode())
 
             def _send(self, status, body):
                 self.send_response(status)
@@ -309,13 +323,15 @@ class _CuttingServer:
                 self.end_headers()
                 self.wfile.write(body)
 
+        lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        import threading
-
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
-    def close(self) -> None:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -335,33 +351,86 @@ def _backend(url: str, concurrency: int = 1):
     return backend
 
 
-def test_a_stream_cut_mid_way_is_one_failed_prompt_and_the_others_count():
-    server = _CuttingServer({2})
-    backend = _backend(server.url, concurrency=2)
+def _generate(url: str, prompts: int, concurrency: int = 1):
+    backend = _backend(url, concurrency)
     try:
-        (batch,) = backend.prepare([f"prompt {i}" for i in range(6)])
-        gen = backend.generate(batch)
+        (batch,) = backend.prepare([f"prompt {i}" for i in range(prompts)])
+        return backend.generate(batch)
     finally:
         backend.close()
-        server.close()
+
+
+def test_a_stream_cut_mid_way_is_one_failed_prompt_and_the_others_count():
+    with _ScriptedServer(lambda n: "cut" if n == 2 else "ok") as server:
+        gen = _generate(server.url, 6, concurrency=2)
     failed = [i for i, error in enumerate(gen.errors) if error]
-    assert len(failed) == 1 and server.url in gen.errors[failed[0]]
+    assert len(failed) == 1 and "the stream ended before the answer did" in gen.errors[failed[0]]
     assert gen.completion_tokens.count(1) == 5 and len(gen.latencies_s) == 6
+
+
+def test_an_answer_the_server_gave_up_on_is_a_failed_prompt():
+    with _ScriptedServer(lambda n: "abort" if n == 1 else "ok") as server:
+        gen = _generate(server.url, 3)
+    assert gen.errors[1].endswith("the server ended the answer: abort")
+    assert gen.errors[0] == gen.errors[2] == ""
+
+
+def test_an_http_error_names_the_server_s_own_words():
+    def script(n):
+        return (400, "maximum context length is 4096 tokens") if n == 0 else "ok"
+
+    with _ScriptedServer(script) as server:
+        gen = _generate(server.url, 2)
+    assert gen.errors[0].startswith(f"HTTP 400 from {server.url}")
+    assert "maximum context length is 4096 tokens" in gen.errors[0]
 
 
 def test_three_failed_requests_in_a_row_send_no_more_and_abort_the_pass():
     from energy_bench.errors import BenchmarkAborted
 
-    server = _CuttingServer("all")
-    backend = _backend(server.url)
-    try:
-        (batch,) = backend.prepare([f"prompt {i}" for i in range(20)])
-        with pytest.raises(BenchmarkAborted, match="3 requests in a row failed; last: http"):
-            backend.generate(batch)
-    finally:
-        backend.close()
-        server.close()
+    server = _ScriptedServer(lambda n: "cut")
+    with server, pytest.raises(BenchmarkAborted, match="3 requests in a row failed; last: http"):
+        _generate(server.url, 20)
     assert server.requests == 3  # one at a time: the fourth was never sent
+
+
+def test_refused_budget_fields_are_dropped_once_and_a_refusal_that_repeats_is_a_failure():
+    refusal = (422, "Unexpected fields in the request: {'min_tokens'}")
+    with _ScriptedServer(lambda n: refusal) as server:  # refuses whatever is sent
+        gen = _generate(server.url, 1)
+    assert server.requests == 2  # sent, then once without the fields: no loop
+    assert "HTTP 422" in gen.errors[0]
+    with _ScriptedServer(lambda n: refusal if n == 0 else "ok") as server:
+        gen = _generate(server.url, 3)
+    assert gen.errors == ("", "", "") and server.requests == 4
+
+
+def test_a_server_that_refuses_the_key_is_a_configuration_error_not_retried():
+    from energy_bench.errors import BenchConfigError
+
+    server = _ScriptedServer(lambda n: "ok", models=(401, "invalid key"))
+    with server, pytest.raises(BenchConfigError, match="its API key is missing; it goes in VLLM"):
+        _backend(server.url)
+
+
+def test_a_served_sweep_measures_the_busy_server_gpus_from_one_slot(monkeypatch, tmp_path):
+    # The server's GPUs run its processes: a computing run would skip them, a served run
+    # measures them, and its runs take one slot whatever class they are.
+    from orchestrator.execution import gpus
+    from orchestrator.execution.executors.local import local_executor
+
+    listed = [
+        gpus.Gpu(0, "GPU-aaaa", "NVIDIA H200", 141.0, busy_pids=(4242,)),
+        gpus.Gpu(1, "GPU-bbbb", "NVIDIA H200", 141.0, busy_pids=(4242,)),
+    ]
+    monkeypatch.setattr(gpus, "inventory", lambda: listed)
+    executor = local_executor("local", "img", gpus="1", cpu_runs=4, hf_cache=None, serving=True)
+    assert executor.measured_gpus == ("GPU-bbbb",) and executor.hardware == "NVIDIA H200"
+    assert len(executor.slots) == 1 and not executor.slots[0].uuid
+    every = local_executor("local", "img", gpus=None, cpu_runs=1, hf_cache=None, serving=True)
+    assert every.measured_gpus == ("GPU-aaaa", "GPU-bbbb")
+    with pytest.raises(RunnerError, match="every GPU of this host runs other processes"):
+        local_executor("local", "img", gpus=None, cpu_runs=1, hf_cache=None)
 
 
 @pytest.mark.docker

@@ -171,8 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         e, s = report["energy"], report["summary"]
         if s["budget_mismatches"]:
             log.warning(
-                "%d answer(s) broke the token budget (%d-%d new tokens): the server did not hold "
-                "it; summary.budget_mismatches counts them",
+                "%d answer(s) broke their token budget (warmup and prefill passes included; "
+                "measured passes: %d-%d new tokens): the server did not hold it",
                 s["budget_mismatches"], s["min_new_tokens"], s["max_new_tokens"],
             )  # fmt: skip
         log.info(

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -301,6 +302,12 @@ def _backend(b: Mapping[str, Any]) -> BackendConfig:
         raise BenchConfigError(
             f"backend.endpoint={endpoint!r}: backend.type=vllm needs the server's base URL, "
             "as http://host:8000/v1"
+        )
+    parts = urlsplit(endpoint)
+    if parts.username or parts.password or parts.query:  # the URL goes into every result
+        raise BenchConfigError(
+            "backend.endpoint: no user, password or query in the URL; a key goes in the "
+            "VLLM_API_KEY environment variable"
         )
     return BackendConfig(
         type=kind,

@@ -172,4 +172,4 @@ def serving(args: argparse.Namespace, gpu_uuids: Sequence[str]) -> Serving | Non
     """The server the runs measure (``--backend vllm``), its GPUs those given here; else None."""
     if args.backend != "vllm":
         return None
-    return Serving(args.endpoint.rstrip("/"), tuple(dict.fromkeys(u for u in gpu_uuids if u)))
+    return Serving(args.endpoint.rstrip("/"), tuple(gpu_uuids))

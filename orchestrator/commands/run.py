@@ -24,7 +24,7 @@ from orchestrator.execution.execute import (
     settle_stale,
 )
 from orchestrator.execution.fit import misfit
-from orchestrator.execution.gpus import usable
+from orchestrator.execution.gpus import server_gpus, usable
 from orchestrator.execution.runners.choice import hf_cache_for, make_runner
 from orchestrator.execution.scheduler import other_row
 from orchestrator.execution.slots import host_slots
@@ -142,7 +142,7 @@ def run_cli(argv: Sequence[str]) -> int:
     )
     runner = make_runner(args.runner, args.image)
     software_id = runner.software_id(args.image)
-    gpus = usable(args.gpus)
+    gpus = server_gpus(args.gpus) if args.backend == "vllm" else usable(args.gpus)
     options = PlanOptions(
         image=args.image,
         software_id=software_id,

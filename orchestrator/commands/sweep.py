@@ -182,6 +182,7 @@ def _executor(args: argparse.Namespace) -> Executor:
         gpus=args.gpus,
         cpu_runs=args.max_parallel or 1,
         hf_cache=args.hf_cache,
+        serving=args.backend == "vllm",
     )
 
 
@@ -193,10 +194,8 @@ def sweep_cli(argv: Sequence[str]) -> int:
     setup_logging(args.verbose, args.quiet)
     _check(args)
     check_serving(args)
-    if args.backend == "vllm":
-        if args.executor == "ray":
-            raise RunnerError("--backend vllm measures a server from this host: --executor local")
-        args.max_parallel = 1  # served runs share their server: one at a time
+    if args.backend == "vllm" and args.executor == "ray":
+        raise RunnerError("--backend vllm measures a server from this host: --executor local")
     # The whole file is validated before anything runs.
     configs = read_models_csv(args.csv, formats=load_formats(args.reasoning_formats))
     selected = filter_configs(
@@ -241,7 +240,7 @@ def _plan_and_run(
         num_prompts=args.num_prompts,
         prompts_file=prompts_file(args),
         extra_overrides=tuple(args.overrides), class_c_gpus=args.class_c_gpus,
-        serving=serving(args, [s.uuid for s in executor.slots]),
+        serving=serving(args, executor.measured_gpus),
     )  # fmt: skip
     plans = plan_runs(selected, options, all_rows=configs)
     token = find_hf_token()

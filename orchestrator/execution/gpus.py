@@ -79,7 +79,7 @@ def usable(wanted: str | None) -> list[Gpu]:
     return gpus
 
 
-def select(gpus: Sequence[Gpu], wanted: str | None) -> list[Gpu]:
+def select(gpus: Sequence[Gpu], wanted: str | None, *, skip_busy: bool = True) -> list[Gpu]:
     """The GPUs named by ``--gpus`` (indices or UUIDs, comma-separated), busy ones skipped."""
     chosen = list(gpus)
     if wanted:
@@ -90,6 +90,8 @@ def select(gpus: Sequence[Gpu], wanted: str | None) -> list[Gpu]:
             known = ", ".join(f"{g.index} ({g.uuid})" for g in gpus) or "none"
             raise RunnerError(f"--gpus: unknown GPU {', '.join(missing)}; this host has {known}")
         chosen = [by_key[k.lower()] for k in keys]
+    if not skip_busy:
+        return chosen
     free = []
     for gpu in chosen:
         if gpu.busy:
@@ -102,3 +104,14 @@ def select(gpus: Sequence[Gpu], wanted: str | None) -> list[Gpu]:
         else:
             free.append(gpu)
     return free
+
+
+def server_gpus(wanted: str | None) -> list[Gpu]:
+    """The GPUs a served run measures: ``--gpus`` (busy, as a server's are), else every one."""
+    listed = inventory()
+    if not wanted and listed:
+        log.warning(
+            "--backend vllm measures every GPU of this host (%s): name the server's with --gpus",
+            ", ".join(str(g.index) for g in listed),
+        )
+    return select(listed, wanted, skip_busy=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -45,14 +46,19 @@ API_KEY_ENV = "VLLM_API_KEY"  # read from the environment only, never from the c
 BUDGET_FIELDS = ("min_tokens", "ignore_eos")  # vLLM's; other servers may refuse them
 CONNECT_TIMEOUT_S = 10.0
 MAX_FAILED_IN_A_ROW = 3  # requests, as the PyTorch backend's batches
+FINISHED = ("stop", "length")  # the finish reasons of an answer that ended as asked
 
 
 def public_url(url: str) -> str:
     """``url`` without user, password, query or fragment: what messages and results show."""
     parts = urlsplit(url)
     host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # IPv6
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]*@")
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,8 @@ class ServingBackend:
             models = self.client.models.list()
         except self._errors.APIConnectionError as exc:
             raise ServerUnavailable(f"{self.url} does not answer: {_reason(exc)}") from exc
+        except self._errors.AuthenticationError as exc:
+            raise _refused_key(self.url, exc) from exc
         except self._errors.APIStatusError as exc:  # the model is asked for by name then
             log.warning("%s/models answered HTTP %d; asking for the model by name",
                         self.url, exc.status_code)  # fmt: skip
@@ -167,6 +175,8 @@ class ServingBackend:
                 messages=[{"role": "user", "content": "Hello"}],
                 max_tokens=1,
             )
+        except self._errors.AuthenticationError as exc:
+            raise _refused_key(self.url, exc) from exc
         except self._errors.APIStatusError as exc:
             listed = ", ".join(self.served) or "none"
             if exc.status_code == 404:
@@ -267,10 +277,15 @@ class ServingBackend:
             return Answer(0, 0, 0.0, None, "not sent: the pass was aborted", sent=False)
         start = time.perf_counter()
         try:
-            answer = self._stream(messages, budget, least, start)
+            body = self._body(messages, budget, least)
+            try:
+                answer = self._stream(body, budget, least, start)
+            except self._errors.APIStatusError as exc:
+                if not self._refused_budget_fields(exc, body):
+                    raise
+                body = self._body(messages, budget, least)  # once more, without them
+                answer = self._stream(body, budget, least, start)
         except self._errors.APIStatusError as exc:
-            if self._refused_budget_fields(exc):
-                return self._ask(messages, budget, least)
             answer = self._failed(start, f"HTTP {exc.status_code} from {self.url}: {_reason(exc)}")
         except self._errors.APIError as exc:  # down, refused, or the stream cut mid-way
             answer = self._failed(start, f"{self.url}: {_reason(exc)}")
@@ -284,10 +299,14 @@ class ServingBackend:
         log.warning("request failed: %s", message)
         return Answer(0, 0, time.perf_counter() - start, None, message)
 
-    def _refused_budget_fields(self, exc: Any) -> bool:
-        """Whether the server refused vLLM's budget fields; then they are not sent again."""
+    def _refused_budget_fields(self, exc: Any, body: dict[str, Any]) -> bool:
+        """Whether the server refused vLLM's budget fields; then they are not sent again.
+
+        Only a request that sent them, answered 400 or 422 naming one of them, counts.
+        """
+        sent = [f for f in BUDGET_FIELDS if f in body.get("extra_body", {})]
         text = str(getattr(exc, "body", "") or exc)
-        if exc.status_code not in (400, 422) or not any(f in text for f in BUDGET_FIELDS):
+        if exc.status_code not in (400, 422) or not any(f in text for f in sent):
             return False
         with self._lock:
             if self.budget_fields_taken is not False:
@@ -301,20 +320,17 @@ class ServingBackend:
             self.budget_fields_taken = False
         return True
 
-    def _stream(
-        self, messages: list[dict[str, str]], budget: int, least: int, start: float
-    ) -> Answer:
-        body = self._body(messages, budget, least)
+    def _stream(self, body: dict[str, Any], budget: int, least: int, start: float) -> Answer:
         sent_fields = "min_tokens" in body.get("extra_body", {})
         ttft = None
         usage = None
         pieces = 0
-        finished = False
+        ended = None
         for chunk in self.client.chat.completions.create(**body):
             if chunk.usage is not None:
                 usage = chunk.usage
             for choice in chunk.choices:
-                finished = finished or choice.finish_reason is not None
+                ended = choice.finish_reason or ended
                 delta = choice.delta
                 text = delta.content or _reasoning_text(delta)
                 if text:
@@ -322,8 +338,10 @@ class ServingBackend:
                     if ttft is None:
                         ttft = time.perf_counter() - start
         latency = time.perf_counter() - start
-        if not finished:  # a connection closed early can look like the end of the stream
+        if ended is None:  # a connection closed early can look like the end of the stream
             return self._failed(start, f"{self.url}: the stream ended before the answer did")
+        if ended not in FINISHED:  # the server gave up on it (vLLM: abort, error)
+            return self._failed(start, f"{self.url}: the server ended the answer: {ended}")
         if sent_fields and self.budget_fields_taken is None:
             self.budget_fields_taken = True
         if usage is None:  # the server does not say: chunks stand in for tokens
@@ -372,9 +390,20 @@ def _reasoning_text(delta: Any) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    cause = exc.__cause__ or exc.__context__
+    """The first line of what went wrong: the server's own words for an HTTP error."""
+    cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     text = str(cause) if cause is not None and str(cause) else str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return _CREDENTIALS.sub("", first)
+
+
+def _refused_key(url: str, exc: Any) -> BenchConfigError:
+    """A 401 from the server: its key is missing or wrong (not worth a retry)."""
+    given = "wrong" if os.environ.get(API_KEY_ENV) else "missing"
+    return BenchConfigError(
+        f"{url} refused the request (HTTP {exc.status_code}): its API key is {given}; it goes "
+        f"in {API_KEY_ENV}"
+    )
 
 
 def _api_key() -> str:

@@ -29,7 +29,8 @@ class Executor:
     ``misfit`` says why a plan can run nowhere here ("" when it can); ``hardware`` is the GPU
     model (or ``cpu``) and ``software_id`` the software every run gets; ``hf_home`` the
     Hugging Face home runs get (None: each runner's own); ``where`` says it in words for the
-    log and the dry run; ``close`` lets go of what the executor holds.
+    log and the dry run; ``close`` lets go of what the executor holds. ``measured_gpus``: the
+    UUIDs of a server's GPUs that served runs measure (``--backend vllm``).
     """
 
     name: str
@@ -41,3 +42,4 @@ class Executor:
     where: str
     hf_home: Path | None = None
     close: Callable[[], None] = lambda: None
+    measured_gpus: tuple[str, ...] = ()
