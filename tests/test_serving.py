@@ -178,6 +178,17 @@ def test_a_model_the_server_cannot_serve_fails_the_run_naming_the_server(tmp_pat
             ["--backend", "vllm", "--endpoint", "http://me:secret@127.0.0.1:8000/v1"],
             "no user, password or query in the URL",
         ),
+        (
+            [
+                "--backend",
+                "vllm",
+                "--endpoint",
+                "http://h:1/v1",
+                "backend.endpoint=http://me:secret@h",
+            ],
+            "backend.endpoint: give --endpoint URL",
+        ),
+        (["backend.type=vllm"], "backend.type=vllm disagrees with --backend pytorch"),
     ],
 )
 def test_backend_and_endpoint_are_checked_before_anything_runs(tmp_path, args, message):
@@ -269,7 +280,8 @@ class _ScriptedServer:
 
     For the faults a real server does not make on demand: ``"ok"`` (one token, then the end),
     ``"cut"`` (one chunk, then the connection closes), a finish reason such as ``"abort"``, or
-    ``(status, message)`` for an HTTP error. ``models`` answers ``/v1/models`` likewise.
+    ``(status, message[, seconds])`` for an HTTP error (sent after that many seconds).
+    ``models`` answers ``/v1/models`` likewise.
     """
 
     def __init__(self, script, models=(200, "m")) -> None:
@@ -313,7 +325,8 @@ class _ScriptedServer:
                     return
                 self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
 
-            def _error(self, status, message):
+            def _error(self, status, message, seconds=0.0):
+                time.sleep(seconds)
                 self._send(status, json.dumps({"error": {"message": message}}).encode())
 
             def _send(self, status, body):
@@ -449,3 +462,41 @@ def test_a_served_run_in_a_container_reaches_a_server_on_the_host(
     _, (row,) = master(out)
     assert (row["runner"], row["generation_path"], row["status"]) == ("docker", "served", "ok")
     assert report(out, row["run_name"])["summary"]["total_completion_tokens"] == 2 * 10
+
+
+def test_an_answer_resent_without_refused_fields_is_timed_from_its_own_request():
+    refusal = (422, "Unexpected fields in the request: {'min_tokens'}", 0.5)
+    with _ScriptedServer(lambda n: refusal if n == 0 else "ok") as server:
+        gen = _generate(server.url, 1)
+    assert gen.errors == ("",) and gen.latencies_s[0] < 0.4  # not the refused 0.5 s round trip
+
+
+def test_fields_a_server_took_are_kept_when_a_later_error_quotes_them():
+    # A validation error that echoes the request (min_tokens included) is about something else.
+    echo = (400, "prompt too long; input={'min_tokens': 1, 'max_tokens': 1}")
+    with _ScriptedServer(lambda n: echo if n == 1 else "ok") as server:
+        backend = _backend(server.url)
+        try:
+            (batch,) = backend.prepare(["a", "b", "c"])
+            gen = backend.generate(batch)
+        finally:
+            backend.close()
+    assert gen.errors[1].startswith("HTTP 400") and gen.errors[0] == gen.errors[2] == ""
+    assert backend.budget_fields_taken is True and server.requests == 3
+
+
+def test_another_server_s_name_for_a_stop_counts_as_an_answer(caplog):
+    with _ScriptedServer(lambda n: "eos_token") as server:
+        gen = _generate(server.url, 2)
+    assert gen.errors == ("", "") and gen.completion_tokens == (1, 1)
+    assert sum("finish reason 'eos_token'" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_gpu_named_twice_is_measured_once(monkeypatch):
+    from orchestrator.execution import gpus
+
+    listed = [gpus.Gpu(0, "GPU-aaaa", "NVIDIA H200", 141.0, busy_pids=(4242,))]
+    monkeypatch.setattr(gpus, "inventory", lambda: listed)
+    assert [g.uuid for g in gpus.server_gpus("0,GPU-aaaa,0")] == ["GPU-aaaa"]
+    listed[0] = gpus.Gpu(0, "GPU-aaaa", "NVIDIA H200", 141.0)
+    assert [g.uuid for g in gpus.usable("0,GPU-AAAA")] == ["GPU-aaaa"]  # one slot, not two

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from energy_bench import contract
 from orchestrator import DEFAULT_IMAGE
 from orchestrator.errors import RunnerError
+from orchestrator.planning.identity import split_override
 from orchestrator.planning.plan import RunPlan, Serving
 from orchestrator.store.paths import DEFAULT_OUTPUT_DIR
 
@@ -147,7 +148,18 @@ def check_common(args: argparse.Namespace) -> None:
 
 
 def check_serving(args: argparse.Namespace) -> None:
-    """``--backend`` and ``--endpoint`` agree, and the URL is one a run can use and show."""
+    """``--backend`` and ``--endpoint`` agree, and the URL is one a run can use and show.
+
+    The flags set the backend's keys: as overrides, an endpoint would bypass these checks (and
+    reach every record), and a type would disagree with the flag (the AI Energy Score runner
+    sends ``backend.type=pytorch``, which agrees).
+    """
+    for item in args.overrides:
+        key, value = split_override(item)
+        if key == "backend.endpoint":
+            raise RunnerError(f"{key}: give --endpoint URL (it is checked before any run)")
+        if key == "backend.type" and value != args.backend:
+            raise RunnerError(f"{key}={value} disagrees with --backend {args.backend}")
     if args.backend != "vllm":
         if args.endpoint:
             raise RunnerError(f"--endpoint {args.endpoint}: only with --backend vllm")

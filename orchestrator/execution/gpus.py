@@ -89,7 +89,7 @@ def select(gpus: Sequence[Gpu], wanted: str | None, *, skip_busy: bool = True) -
         if missing:
             known = ", ".join(f"{g.index} ({g.uuid})" for g in gpus) or "none"
             raise RunnerError(f"--gpus: unknown GPU {', '.join(missing)}; this host has {known}")
-        chosen = [by_key[k.lower()] for k in keys]
+        chosen = list({id(g): g for g in (by_key[k.lower()] for k in keys)}.values())  # once each
     if not skip_busy:
         return chosen
     free = []

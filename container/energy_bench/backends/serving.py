@@ -46,7 +46,10 @@ API_KEY_ENV = "VLLM_API_KEY"  # read from the environment only, never from the c
 BUDGET_FIELDS = ("min_tokens", "ignore_eos")  # vLLM's; other servers may refuse them
 CONNECT_TIMEOUT_S = 10.0
 MAX_FAILED_IN_A_ROW = 3  # requests, as the PyTorch backend's batches
-FINISHED = ("stop", "length")  # the finish reasons of an answer that ended as asked
+# Finish reasons: an answer that ended as asked, and one the server gave up on (vLLM). Others
+# (another server's names for a stop, as eos_token) count as answers, with a warning once.
+FINISHED = ("stop", "length")
+GAVE_UP = ("abort", "error")
 
 
 def public_url(url: str) -> str:
@@ -137,6 +140,7 @@ class ServingBackend:
         self._lock = threading.Lock()
         self._failed_in_a_row = 0
         self._aborting = threading.Event()
+        self._other_finishes: set[str] = set()
         self.client = openai.OpenAI(
             base_url=backend.endpoint.rstrip("/"),
             api_key=_api_key(),
@@ -284,6 +288,7 @@ class ServingBackend:
                 if not self._refused_budget_fields(exc, body):
                     raise
                 body = self._body(messages, budget, least)  # once more, without them
+                start = time.perf_counter()  # the refused round trip is not this answer's
                 answer = self._stream(body, budget, least, start)
         except self._errors.APIStatusError as exc:
             answer = self._failed(start, f"HTTP {exc.status_code} from {self.url}: {_reason(exc)}")
@@ -294,6 +299,14 @@ class ServingBackend:
             if self._failed_in_a_row >= MAX_FAILED_IN_A_ROW:
                 self._aborting.set()
         return answer
+
+    def _note_finish(self, reason: str) -> None:
+        with self._lock:
+            if reason in self._other_finishes:
+                return
+            self._other_finishes.add(reason)
+        log.warning("%s ended an answer with finish reason %r: counted as answered",
+                    self.url, reason)  # fmt: skip
 
     def _failed(self, start: float, message: str) -> Answer:
         log.warning("request failed: %s", message)
@@ -307,6 +320,8 @@ class ServingBackend:
         sent = [f for f in BUDGET_FIELDS if f in body.get("extra_body", {})]
         text = str(getattr(exc, "body", "") or exc)
         if exc.status_code not in (400, 422) or not any(f in text for f in sent):
+            return False
+        if self.budget_fields_taken:  # it took them before: this error is about something else
             return False
         with self._lock:
             if self.budget_fields_taken is not False:
@@ -340,8 +355,10 @@ class ServingBackend:
         latency = time.perf_counter() - start
         if ended is None:  # a connection closed early can look like the end of the stream
             return self._failed(start, f"{self.url}: the stream ended before the answer did")
-        if ended not in FINISHED:  # the server gave up on it (vLLM: abort, error)
+        if ended in GAVE_UP:
             return self._failed(start, f"{self.url}: the server ended the answer: {ended}")
+        if ended not in FINISHED:
+            self._note_finish(ended)
         if sent_fields and self.budget_fields_taken is None:
             self.budget_fields_taken = True
         if usage is None:  # the server does not say: chunks stand in for tokens

@@ -38,7 +38,9 @@ def local_executor(
         misfit=partial(misfit, slots=slots, hf_home=hf_home),
         hardware=measured[0].name if measured else slots[0].gpu_name if slots else "cpu",
         software_id=runner.software_id(image),
-        where=describe(slots),
+        where=f"served runs one at a time, measuring {len(measured)} GPU(s)"
+        if serving
+        else describe(slots),
         hf_home=hf_home,
         measured_gpus=tuple(g.uuid for g in measured),
     )
