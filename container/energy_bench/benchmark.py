@@ -103,38 +103,32 @@ def _run_pass(
         try:
             gen = _generate(backend, source, batch, max_new_tokens)
         except Exception as exc:
-            failures_in_a_row += 1
             last_error = exc
             message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            log.warning("batch %d of pass %d failed: %s", number, repeat, message)
             elapsed = time.perf_counter() - start
             records += [
                 PromptRecord(repeat, i, number, t, 0, elapsed, None, False, message)
                 for i, t in zip(batch.indices, batch.prompt_tokens, strict=True)
             ]
-            if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
-                if isinstance(exc, OutOfMemory):
-                    raise
-                raise BenchmarkAborted(
-                    f"{MAX_CONSECUTIVE_FAILURES} batches in a row failed; last: {message}"
-                ) from exc
-            continue
-        prompts = gen.per_prompt()
-        if prompts and all(error for *_, error in prompts):  # every request of it failed
-            failures_in_a_row += 1
-            message = prompts[-1][-1]
-            last_error = BenchmarkAborted(message)
-            log.warning("batch %d of pass %d failed: %s", number, repeat, message)
         else:
-            failures_in_a_row = 0
-        records += [
-            PromptRecord(repeat, i, number, p, c, latency, ttft, not error, error)
-            for i, (p, c, latency, ttft, error) in zip(batch.indices, prompts, strict=True)
-        ]
+            prompts = gen.per_prompt()
+            records += [
+                PromptRecord(repeat, i, number, p, c, latency, ttft, not error, error)
+                for i, (p, c, latency, ttft, error) in zip(batch.indices, prompts, strict=True)
+            ]
+            if not prompts or not all(error for *_, error in prompts):
+                failures_in_a_row = 0
+                continue
+            message = prompts[-1][-1]  # every request of it failed (a server's)
+            last_error = BenchmarkAborted(message)
+        failures_in_a_row += 1
+        log.warning("batch %d of pass %d failed: %s", number, repeat, message)
         if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
+            if isinstance(last_error, OutOfMemory):
+                raise last_error
             raise BenchmarkAborted(
                 f"{MAX_CONSECUTIVE_FAILURES} batches in a row failed; last: {message}"
-            )
+            ) from last_error
     if last_error is not None and failures_in_a_row == len(batches):  # fewer than the abort needs
         if isinstance(last_error, OutOfMemory):
             raise last_error

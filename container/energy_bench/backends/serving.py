@@ -38,6 +38,7 @@ from energy_bench.errors import (
     ModelNotFound,
     ServerUnavailable,
 )
+from energy_bench.workload import rendering
 from energy_bench.workload.rendering import AppliedReasoning
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,7 @@ class ServingBackend:
         return [
             Batch(
                 indices=tuple(range(len(prompts))),
-                inputs=[_messages(p, applied) for p in prompts],
+                inputs=[rendering.messages(p, applied) for p in prompts],
                 prompt_tokens=(0,) * len(prompts),
             )
         ]
@@ -392,12 +393,6 @@ class ServingBackend:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.client.close()
-
-
-def _messages(prompt: str, applied: AppliedReasoning) -> list[dict[str, str]]:
-    user = f"{applied.prompt_prefix} {prompt}" if applied.prompt_prefix else prompt
-    system = [{"role": "system", "content": applied.system_prompt}] if applied.system_prompt else []
-    return [*system, {"role": "user", "content": user}]
 
 
 def _reasoning_text(delta: Any) -> str:

@@ -106,17 +106,23 @@ def plan(tokenizer: ChatTokenizer, reasoning: ReasoningConfig) -> AppliedReasoni
     )
 
 
+def _user_text(prompt: str, applied: AppliedReasoning) -> str:
+    return f"{applied.prompt_prefix} {prompt}" if applied.prompt_prefix else prompt
+
+
+def messages(prompt: str, applied: AppliedReasoning) -> list[dict[str, str]]:
+    """The chat turns for ``prompt``: the directive's system prompt, if any, and the user's."""
+    system = [{"role": "system", "content": applied.system_prompt}] if applied.system_prompt else []
+    return [*system, {"role": "user", "content": _user_text(prompt, applied)}]
+
+
 def render(tokenizer: ChatTokenizer, prompt: str, applied: AppliedReasoning) -> str:
     """The exact text the model is given for ``prompt``."""
-    user = f"{applied.prompt_prefix} {prompt}" if applied.prompt_prefix else prompt
     if not applied.uses_chat_template:
-        return user
-    messages = []
-    if applied.system_prompt:
-        messages.append({"role": "system", "content": applied.system_prompt})
-    messages.append({"role": "user", "content": user})
+        return _user_text(prompt, applied)
+    turns = messages(prompt, applied)
     text = tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=True, **applied.template_kwargs
+        turns, tokenize=False, add_generation_prompt=True, **applied.template_kwargs
     )
     prefix = applied.assistant_prefix
     if prefix:
