@@ -90,7 +90,7 @@ def test_rapl_without_packages_or_counters_is_unavailable(tmp_path):
 
 # --- NVML ---------------------------------------------------------------------------------------
 class FakeGpu:
-    """What the fake NVML answers for one GPU, in NVML's units."""
+    """What the fake NVML answers for one GPU, in NVML's units; every figure its own."""
 
     def __init__(self, index: int, uuid: str, millijoules: int, milliwatts: int) -> None:
         self.index, self.uuid = index, uuid
@@ -98,8 +98,13 @@ class FakeGpu:
         self.instant_mw = milliwatts  # the instant-power field
         self.average_mw = milliwatts  # nvmlDeviceGetPowerUsage, where the field is not supported
         self.field_ok = True
-        self.limit_mw = 700_000
+        self.limit_mw = 700_000 - 50_000 * index
         self.counter_ok = True
+        self.name = f"Fake GPU {index}"
+        self.memory_bytes = (141 - index) * 2**30
+        self.clock_mhz, self.temp_c = 1980 - index, 41 + index
+        self.pids = [4321 + index]
+        self.broken: set[str] = set()  # NVML calls that fail for this GPU
 
 
 def fake_pynvml(gpus: list[FakeGpu]) -> types.ModuleType:
@@ -116,6 +121,7 @@ def fake_pynvml(gpus: list[FakeGpu]) -> types.ModuleType:
     n.NVML_CLOCK_SM = 1
     n.NVML_TEMPERATURE_GPU = 0
     n.calls = []
+    n.cuda_version = 12040
 
     n.live = False
 
@@ -137,6 +143,16 @@ def fake_pynvml(gpus: list[FakeGpu]) -> types.ModuleType:
             raise NVMLError("Not Found")
         return by_uuid[uuid]
 
+    def answer(call: str, read):
+        """An NVML call on one GPU: ``read(gpu)``, or the error the GPU was set to give."""
+
+        def call_nvml(gpu: FakeGpu, *args):
+            if call in gpu.broken:
+                raise NVMLError("Not Supported")
+            return read(gpu, *args)
+
+        return call_nvml
+
     def energy(gpu: FakeGpu) -> int:
         if not gpu.counter_ok:
             raise NVMLError("Not Supported")
@@ -148,24 +164,36 @@ def fake_pynvml(gpus: list[FakeGpu]) -> types.ModuleType:
         status = n.NVML_SUCCESS if gpu.field_ok else 3
         return [types.SimpleNamespace(nvmlReturn=status, valueType=1, value=value)]
 
+    def clock(gpu: FakeGpu, which: int) -> int:
+        assert which == n.NVML_CLOCK_SM
+        return gpu.clock_mhz
+
+    def temperature(gpu: FakeGpu, sensor: int) -> int:
+        assert sensor == n.NVML_TEMPERATURE_GPU
+        return gpu.temp_c
+
     n.nvmlInit = init
     n.nvmlShutdown = shutdown
     n.nvmlDeviceGetHandleByUUID = handle
-    n.nvmlDeviceGetIndex = lambda g: g.index
-    n.nvmlDeviceGetUUID = lambda g: g.uuid
-    n.nvmlDeviceGetName = lambda g: "Fake GPU"
-    n.nvmlDeviceGetMemoryInfo = lambda g: types.SimpleNamespace(total=141 * 2**30)
-    n.nvmlDeviceGetPowerManagementLimit = lambda g: g.limit_mw
+    n.nvmlDeviceGetIndex = answer("index", lambda g: g.index)
+    n.nvmlDeviceGetUUID = answer("uuid", lambda g: g.uuid)
+    n.nvmlDeviceGetName = answer("name", lambda g: g.name)
+    n.nvmlDeviceGetMemoryInfo = answer(
+        "memory", lambda g: types.SimpleNamespace(total=g.memory_bytes, used=1, free=2)
+    )
+    n.nvmlDeviceGetPowerManagementLimit = answer("limit", lambda g: g.limit_mw)
     n.nvmlDeviceGetTotalEnergyConsumption = energy
-    n.nvmlDeviceGetFieldValues = fields
-    n.nvmlDeviceGetPowerUsage = lambda g: g.average_mw
-    n.nvmlDeviceGetClockInfo = lambda g, clock: 1980
-    n.nvmlDeviceGetTemperature = lambda g, sensor: 41
-    n.nvmlDeviceGetComputeRunningProcesses = lambda g: [types.SimpleNamespace(pid=4321)]
+    n.nvmlDeviceGetFieldValues = answer("fields", fields)
+    n.nvmlDeviceGetPowerUsage = answer("power", lambda g: g.average_mw)
+    n.nvmlDeviceGetClockInfo = answer("clock", clock)
+    n.nvmlDeviceGetTemperature = answer("temperature", temperature)
+    n.nvmlDeviceGetComputeRunningProcesses = answer(
+        "pids", lambda g: [types.SimpleNamespace(pid=pid) for pid in g.pids]
+    )
     n.nvmlSystemGetDriverVersion = driver_version
     n.nvmlDeviceGetCount = lambda: len(gpus)
     n.nvmlDeviceGetHandleByIndex = lambda i: gpus[i]
-    n.nvmlSystemGetCudaDriverVersion = lambda: 12040
+    n.nvmlSystemGetCudaDriverVersion = lambda: n.cuda_version
     return n
 
 
@@ -189,9 +217,9 @@ def test_nvml_counters_come_back_in_joules(gpus):
         gpus[0].millijoules += 1_500
         assert source.read_j() == pytest.approx([123_458.289, 2.0])
         assert [d.uuid for d in source.devices] == UUIDS
-        assert [d.power_limit_w for d in source.devices] == [700.0, 700.0]
+        assert [d.power_limit_w for d in source.devices] == [700.0, 650.0]
         assert source.driver() == {"driver_version": "550.54.15", "cuda_driver_version": "12.4"}
-        assert source.gpu_pids() == {4321}
+        assert source.gpu_pids() == {4321, 4322}
     finally:
         source.close()
     assert sys.modules["pynvml"].calls == ["init", "shutdown"]
@@ -221,7 +249,7 @@ def test_nvml_power_comes_back_in_watts(gpus):
         source.close()
     assert with_counter == [
         PowerSample(350.5, 1980, 41, 123_456.789),
-        PowerSample(75.125, 1980, 41, 2.0),
+        PowerSample(75.125, 1979, 42, 2.0),
     ]
     assert [s.power_w for s in without] == [350.5, 75.125]
     assert [s.energy_j for s in without] == [None, None]
@@ -244,6 +272,157 @@ def test_an_unknown_gpu_is_unavailable_and_ends_the_session(gpus):
     with pytest.raises(EnergyUnavailable, match="NVML: finding GPU GPU-FFFF: Not Found"):
         NvmlSource([UUIDS[0], "GPU-FFFF"])
     assert sys.modules["pynvml"].calls == ["init", "shutdown"]
+
+
+def test_an_nvml_session_knows_each_gpu_by_its_own_identity(gpus):
+    gpus[1].broken.add("limit")  # some GPUs do not report a power limit: it is unknown, not 0
+    session = nvml.Nvml(UUIDS)
+    try:
+        assert session.gpus == [
+            nvml.GpuInfo(0, UUIDS[0], "Fake GPU 0", 700.0, 141 * 2**30),
+            nvml.GpuInfo(1, UUIDS[1], "Fake GPU 1", None, 140 * 2**30),
+        ]
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize("call", ["index", "uuid", "name", "memory"])
+def test_a_gpu_whose_identity_cannot_be_read_is_unavailable(gpus, call):
+    gpus[1].broken.add(call)
+    with pytest.raises(EnergyUnavailable, match=r"^NVML: reading GPU identity: Not Supported$"):
+        nvml.Nvml(UUIDS)
+    assert sys.modules["pynvml"].calls == ["init", "shutdown"]
+
+
+def test_a_gpu_without_clock_or_temperature_is_still_sampled(gpus):
+    gpus[0].broken.add("clock")
+    gpus[1].broken.add("temperature")
+    session = nvml.Nvml(UUIDS)
+    try:
+        assert session.samples(with_energy=False) == [
+            PowerSample(350.5, None, None, None),
+            PowerSample(81.25, None, None, None),
+        ]
+    finally:
+        session.close()
+
+
+def test_a_power_reading_that_fails_is_unavailable(gpus):
+    gpus[1].field_ok = False
+    gpus[1].broken.add("power")
+    session = nvml.Nvml(UUIDS)
+    try:
+        with pytest.raises(EnergyUnavailable, match=r"^NVML: sampling power: Not Supported$"):
+            session.samples(with_energy=False)
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize(
+    ("value_type", "member"),
+    [(0, "dVal"), (1, "uiVal"), (2, "ulVal"), (3, "ullVal"), (4, "sllVal"), (5, "siVal"),
+     (6, "usVal"), (99, "uiVal")],
+)  # fmt: skip
+def test_the_instant_power_field_is_read_from_the_member_its_type_names(value_type, member):
+    members = ["dVal", "uiVal", "ulVal", "ullVal", "sllVal", "siVal", "usVal"]
+    value = types.SimpleNamespace(**{m: 1000 * (i + 1) for i, m in enumerate(members)})
+    field = types.SimpleNamespace(valueType=value_type, value=value)
+    assert nvml._field_number(field) == 1000.0 * (members.index(member) + 1)
+
+
+@pytest.mark.parametrize(
+    ("given", "spelled"),
+    [("GPU-0A1B-CD", "GPU-0a1b-cd"), ("gpu-0a1b-cd", "GPU-0a1b-cd"), ("  MIG-AB-CD ", "MIG-ab-cd"),
+     ("0A1B-CD", "GPU-0a1b-cd"), ("mig-9F", "MIG-9f")],
+)  # fmt: skip
+def test_a_gpu_uuid_is_spelled_as_nvml_spells_it(given, spelled):
+    assert nvml.normalise_uuid(given) == spelled
+
+
+def test_nvml_sessions_nest_and_closing_twice_counts_once(gpus):
+    calls = sys.modules["pynvml"].calls
+    first, second = nvml.Nvml(UUIDS[:1]), nvml.Nvml(UUIDS[1:])
+    assert calls == ["init"]  # NVML is initialised once for both
+    first.close()
+    first.close()  # idempotent: it does not end the other session's NVML
+    assert calls == ["init"]
+    assert second.samples(with_energy=True)[0].energy_j == 2.0
+    second.close()
+    assert calls == ["init", "shutdown"]
+    third = nvml.Nvml(UUIDS)  # a later session initialises it again
+    third.close()
+    assert calls == ["init", "shutdown", "init", "shutdown"]
+
+
+def test_an_nvml_that_fails_to_shut_down_still_closes_the_session(gpus):
+    module = sys.modules["pynvml"]
+
+    def refuse() -> None:
+        raise module.NVMLError("Driver Not Loaded")
+
+    module.nvmlShutdown = refuse
+    session = nvml.Nvml(UUIDS)
+    session.close()  # no error: there is nothing left to do about it
+    assert nvml._users == 0
+
+
+def test_no_driver_is_unavailable_with_the_question_to_ask(gpus):
+    module = sys.modules["pynvml"]
+
+    def no_driver() -> None:
+        raise module.NVMLError("Driver Not Loaded")
+
+    module.nvmlInit = no_driver
+    with pytest.raises(EnergyUnavailable) as raised:
+        nvml.Nvml(UUIDS)
+    assert str(raised.value) == (
+        "NVML: initialising (is an NVIDIA driver present?): Driver Not Loaded"
+    )
+    assert nvml._users == 0
+
+
+def test_without_the_nvml_package_energy_is_unavailable(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # import pynvml raises ImportError
+    with pytest.raises(EnergyUnavailable) as raised:
+        nvml.Nvml(UUIDS)
+    assert str(raised.value) == "the nvidia-ml-py package (module pynvml) is not installed"
+
+
+def test_compute_processes_are_those_of_every_gpu_or_unknown(gpus):
+    gpus[1].pids = [77, 78]
+    session = nvml.Nvml(UUIDS)
+    try:
+        assert session.compute_pids() == {4321, 77, 78}
+        gpus[0].broken.add("pids")  # a virtual GPU that cannot list them
+        assert session.compute_pids() is None
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize(("raw", "cuda"), [(12040, "12.4"), (11080, "11.8"), (13000, "13.0")])
+def test_the_driver_cuda_version_reads_as_major_dot_minor(gpus, raw, cuda):
+    sys.modules["pynvml"].cuda_version = raw
+    session = nvml.Nvml(UUIDS)
+    try:
+        assert session.driver() == {"driver_version": "550.54.15", "cuda_driver_version": cuda}
+    finally:
+        session.close()
+
+
+def test_the_driver_version_unread_is_unavailable(gpus):
+    session = nvml.Nvml(UUIDS)
+    session.close()  # NVML shut down: nothing answers
+    with pytest.raises(EnergyUnavailable, match=r"^NVML: reading the driver version: Uninit"):
+        session.driver()
+
+
+def test_visible_gpus_are_listed_in_index_order_and_nvml_ends(gpus):
+    assert nvml.visible_uuids() == UUIDS
+    assert sys.modules["pynvml"].calls == ["init", "shutdown"]
+    gpus[1].broken.add("uuid")
+    with pytest.raises(EnergyUnavailable, match=r"^NVML: listing the GPUs: Not Supported$"):
+        nvml.visible_uuids()
+    assert nvml._users == 0
 
 
 # --- a sampler that breaks mid-run ---------------------------------------------------------------

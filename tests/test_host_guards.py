@@ -553,10 +553,16 @@ def test_ctrl_c_stops_a_local_sweep_its_benchmark_and_records_interrupted(tmp_pa
         sys.executable, str(ROOT / "batch_runner.py"), "--csv", str(csv_path),
         "--output-dir", str(out), "--runner", "local", "--no-report", "-n", "2",
         "backend.torch_dtype=float32", "scenario.dataset_name=bundled",
-        "energy.idle_seconds=120",  # it sits in its idle baseline until stopped
+        # It runs passes until stopped: a CPU run has no idle baseline to sit in, and with the
+        # usual repeats a slow poll (a loaded host) could see the run end before the signal.
+        "scenario.repeats=100000",
     ]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    sweep = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        # As from a terminal: a parent that ignores SIGINT (a background job) passes that on.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     pid = None
     try:
         deadline = time.monotonic() + 120

@@ -162,6 +162,16 @@ class LateStart:
             self.stopped.set()
 
 
+@pytest.fixture
+def sigint_handled():
+    """Python's own SIGINT handler: a test process started in the background ignores SIGINT,
+    and then ``interrupt_main`` (what Ray's cancel does) does nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("sigint_handled")
 def test_a_cancel_that_comes_before_the_benchmark_started_still_stops_it(tmp_path):
     """Ray's cancel reaches the task at once; the benchmark it was starting is stopped too."""
     runner = LateStart()

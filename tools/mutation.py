@@ -11,6 +11,12 @@ without Docker, GPU and the two slow end-to-end tests; a mutant counts as killed
 that executes the mutated function fails. Code reached only through a subprocess (the
 benchmark started by the local runner) is not counted as tested: those mutants are "no tests".
 
+mutmut forks each mutant's tests from a warm process, so the thread pools of torch (OpenMP) and
+tokenizers are kept to one thread: a pool started before the fork deadlocks the child, which
+then ends as a timeout and would count as a kill. ``--keep`` reuses the staged copy and its
+results, copies the current tests into it and re-tests the mutants that survived or had no
+tests (after new tests were written); it refuses when a mutated module changed since staging.
+
 It prints one line per module: mutants, killed, survived, no tests, timeouts, those listed as
 equivalent in ``docs/MUTATION.md`` and the score, killed / (mutants - equivalent), with the
 survivors' names below (``--markdown`` prints the table for docs/BENCHMARKS.md). Exit status 1
@@ -20,7 +26,10 @@ when the score of all modules together is under ``GOAL``.
 from __future__ import annotations
 
 import argparse
+import filecmp
 import fnmatch
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -58,6 +67,15 @@ MODULES = {
 # end-to-end tests that drive everything through subprocesses (they kill no mutant in-process).
 PYTEST_ARGS = ["-m", "not docker and not gpu and not slow", "-p", "no:cacheprovider", "-q"]
 STATUS = ("killed", "survived", "no tests", "timeout", "suspicious", "skipped", "not checked")
+# A mutant's tests may take this many times their clean time (mutmut's default, 15, lets a
+# mutant that loops cost minutes); the CPU limit is twice that.
+TIMEOUT_MULTIPLIER = 4
+# One thread per pool: see the module's docstring.
+SINGLE_THREADED = {
+    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+}  # fmt: skip
+# mutmut's exit codes (its meta files) of a mutant that survived and of one no test reached.
+SURVIVED, NO_TESTS = 0, 33
 
 
 def staged(path: str) -> str:
@@ -96,12 +114,35 @@ def stage(modules: list[str]) -> None:
             f"only_mutate = {[staged(m) for m in modules]!r}",
             f"also_copy = {tracked_top_level()!r}",
             f"pytest_add_cli_args = {PYTEST_ARGS!r}",
+            f"timeout_multiplier = {TIMEOUT_MULTIPLIER}",
             'pytest_add_cli_args_test_selection = ["tests"]',
             "",
         ]
     ).replace("'", '"')
     pyproject = (ROOT / "pyproject.toml").read_text()
     (STAGE / "pyproject.toml").write_text(pyproject + settings)
+
+
+def restage_tests(modules: list[str]) -> int:
+    """Copy the current tests into the staged copy; mark survivors and untested as unchecked.
+
+    Returns how many were marked. Refuses when a mutated module changed since staging.
+    """
+    changed = [m for m in modules if not filecmp.cmp(ROOT / m, STAGE / staged(m), shallow=False)]
+    if changed:
+        raise SystemExit(f"changed since staging: {', '.join(changed)}; run without --keep")
+    shutil.rmtree(STAGE / "tests")
+    shutil.copytree(ROOT / "tests", STAGE / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    again = 0
+    for meta in (STAGE / "mutants" / "src").rglob("*.py.meta"):
+        data = json.loads(meta.read_text())
+        codes = data["exit_code_by_key"]
+        for name, code in codes.items():
+            if code in (SURVIVED, NO_TESTS):
+                codes[name] = None
+                again += 1
+        meta.write_text(json.dumps(data))
+    return again
 
 
 def equivalents() -> dict[str, str]:
@@ -184,7 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=None, help="mutants tested at once")
     parser.add_argument("--only", nargs="+", default=[], metavar="GLOB", help="modules to mutate")
-    parser.add_argument("--keep", action="store_true", help="reuse build/mutation (results too)")
+    parser.add_argument(
+        "--keep", action="store_true",
+        help="reuse build/mutation and its results; re-test survivors with the current tests",
+    )  # fmt: skip
     parser.add_argument("--report", action="store_true", help="print the last run's table only")
     parser.add_argument("--markdown", action="store_true", help="the table as Markdown")
     args = parser.parse_args(argv)
@@ -193,12 +237,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no module matches {args.only}; they are: {', '.join(MODULES)}")
     started = time.monotonic()
     if not args.report:
-        if not (args.keep and STAGE.is_dir()):
+        if args.keep and STAGE.is_dir():
+            print(f"{restage_tests(modules)} mutants to test again with the current tests")
+        else:
             stage(modules)
         command = [sys.executable, "-m", "mutmut", "run"]
         if args.jobs:
             command += ["--max-children", str(args.jobs)]
-        done = subprocess.run(command, cwd=STAGE)
+        done = subprocess.run(command, cwd=STAGE, env={**os.environ, **SINGLE_THREADED})
         if done.returncode:
             print(f"mutmut run ended with exit status {done.returncode}", file=sys.stderr)
             return done.returncode
