@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -17,6 +18,9 @@ from energy_bench.energy.meter import (
     SHORT_WINDOW_UPDATES,
     TRACE_TOLERANCE,
     EnergyMeter,
+    Measurement,
+    TraceRow,
+    _trace_energy,
     spread,
 )
 from energy_bench.energy.nvml import PowerSample
@@ -336,3 +340,65 @@ def test_spread():
     mean, std, cv = spread([10.0, 12.0, 14.0])
     assert (mean, std, cv) == (12.0, 2.0, pytest.approx(2 / 12))
     assert spread([5.0]) == (5.0, 0.0, 0.0)
+    assert spread([10.0, 14.0]) == (12.0, pytest.approx(2**1.5), pytest.approx(2**1.5 / 12))
+    assert spread([]) == (0.0, 0.0, 0.0)
+    assert spread([0.0, 0.0]) == (0.0, 0.0, 0.0)  # no energy: no spread, not a division by 0
+
+
+def trace(device: int, *points: tuple[float, float]) -> list[TraceRow]:
+    return [TraceRow(t, device, "w", power, None, None, None) for t, power in points]
+
+
+# Device 0 samples at 10, 11, 12 and 13 s; device 1 at 10.5, 11.5, 12.5.
+ROWS = trace(0, (10.0, 100.0), (11.0, 200.0), (12.0, 300.0), (13.0, 50.0)) + trace(
+    1, (10.5, 40.0), (11.5, 60.0), (12.5, 80.0)
+)
+
+
+def test_the_trace_integral_interpolates_power_at_the_window_edges():
+    # Device 0 over [10.5, 12.5]: 150 W at 10.5 and 175 W at 12.5 (between the samples around
+    # each edge), so 0.5 s at (150+200)/2, 1 s at 250, 0.5 s at (300+175)/2. Device 1 has its
+    # samples on the edges themselves.
+    energies, samples = _trace_energy(ROWS, 10.5, 12.5, 2)
+    assert energies == [87.5 + 250.0 + 118.75, 50.0 + 70.0]
+    assert samples == 2 + 3
+
+
+def test_the_trace_integral_holds_power_outside_the_samples_and_starts_on_one():
+    # [10, 13.5] on device 0: the window starts on the first sample and ends after the last,
+    # where the last power (50 W) is held.
+    energies, samples = _trace_energy(ROWS, 10.0, 13.5, 1)
+    assert energies == [150.0 + 250.0 + 175.0 + 25.0]
+    assert samples == 4
+    # [9.5, 11.5] on a device whose samples start at 10.5: its first power (40 W) is held.
+    energies, _ = _trace_energy(trace(0, (10.5, 40.0), (11.5, 60.0)), 9.5, 11.5, 1)
+    assert energies == [40.0 + 50.0]
+
+
+def test_a_window_with_fewer_than_two_samples_of_any_device_has_no_trace():
+    assert _trace_energy(ROWS, 10.6, 11.4, 2) == ([None, None], 0)  # device 1 has none inside
+    assert _trace_energy(ROWS, 10.9, 11.6, 2) == ([None, None], 0)  # one each
+
+
+def test_samples_at_the_same_instant_are_not_a_slope():
+    rows = trace(0, (10.0, 100.0), (10.0, 300.0), (11.0, 300.0))
+    energies, samples = _trace_energy(rows, 10.0, 11.0, 1)
+    assert (energies, samples) == ([300.0], 3)  # not a division by the zero time between
+
+
+def test_a_window_as_a_dict_names_every_figure():
+    m = Measurement(
+        name="repeat_0", start_s=1.0, duration_s=4.0, energy_j=7200.0,
+        device_energy_j=(5000.0, 2200.0), source="nvml", short_window=True, counter_reset=True,
+        trace_energy_j=7000.0, trace_deviation=-0.08, trace_samples=40,
+        device_trace_deviation=(-0.07, None), foreign_pids=(99,),
+    )  # fmt: skip
+    assert m.to_dict() == {
+        "name": "repeat_0", "duration_s": 4.0, "energy_j": 7200.0, "energy_wh": 2.0,
+        "average_power_w": 1800.0, "device_energy_j": [5000.0, 2200.0], "source": "nvml",
+        "short_window": True, "counter_reset": True, "trace_energy_j": 7000.0,
+        "trace_deviation": -0.08, "device_trace_deviation": [-0.07, None], "trace_samples": 40,
+        "foreign_pids": [99],
+    }  # fmt: skip
+    assert (m.trace_mismatch, m.foreign_process) == (True, True)
+    assert replace(m, duration_s=0.0).average_power_w == 0.0
