@@ -292,3 +292,35 @@ def test_an_estimate_says_so_and_the_image_tag_is_recorded(monkeypatch):
         True,
     )
     assert report["provenance"]["image_tag"] == "ai-energy-score:abc"
+
+
+def test_small_windows_still_have_figures():
+    """Under a second, a joule or a graph: each is a figure, not a missing one."""
+    data = run_data()
+    small = window("repeat_3", 0.5, 0.25, 0.25)
+    data.passes = [PassResult(small, FIRST.records, graphs_built=1)]
+    data.idle = window("idle", 0.5, 10.0, 5.0)
+    report = build_report(data)
+    (only,) = report["energy"]["repeats"]
+    assert only["repeat"] == 3
+    assert (only["tokens_per_s"], only["tokens_per_joule"]) == (30 / 0.5, 48 / 0.5)
+    assert only["recompiled"] is True and report["energy"]["flags"]["recompiled"] is True
+    assert [g["idle_power_w"] for g in report["energy"]["gpus"]] == [20.0, 10.0]
+    assert report["energy"]["decode_wh"] == 0.0  # no prefill window: no split
+
+
+def test_the_report_says_how_reasoning_was_applied_and_by_which_version():
+    from energy_bench import __version__
+    from energy_bench.workload.rendering import AppliedReasoning
+
+    data = run_data()
+    applied = AppliedReasoning(
+        enabled=False, requested_control="auto", applied_control="chat_template_kwarg",
+        effort=None, uses_chat_template=True, template_kwargs={"enable_thinking": False},
+        system_prompt=None, prompt_prefix=None, assistant_prefix=None, note="family table",
+    )  # fmt: skip
+    data.backend.applied_reasoning = applied
+    report = build_report(data)
+    assert report["reasoning"] == applied.__dict__ and report["reasoning"] is not applied.__dict__
+    assert report["reasoning_control"] == "chat_template_kwarg"
+    assert report["provenance"]["benchmark_version"] == __version__

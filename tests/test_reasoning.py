@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from model_config_parser import ModelConfigParser
+from orchestrator.errors import ConfigError
 from orchestrator.models.config import ReasoningState, Task
-from orchestrator.models.reasoning import resolve_directive
+from orchestrator.models.reasoning import Rule, read_formats, resolve_directive
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ModelConfigParser(ROOT / "models.csv").parse()
@@ -124,3 +126,81 @@ def test_local_folder_ids_use_the_folder_name_for_the_family():
 def test_older_nemotron_is_not_taken_for_v1_5():
     d = resolve_directive("nvidia/Llama-3_1-Nemotron-Nano-8B-v1", ReasoningState.ON, Task.TEXT_GEN)
     assert d.control == "model_default"
+
+
+# --- a reasoning-formats file with a mistake: the message names the file, the entry and value -
+GOOD_OFF = "off: {control: chat_template_kwarg}"
+
+
+@pytest.mark.parametrize(
+    ("family", "message"),
+    [
+        ("- just text", "families[0]: expected a mapping (got 'just text')"),
+        ("- {patterns: [x], on: system_prompt, off: system_prompt}",
+         "families[0]: every family needs a name"),
+        ("- {name: '  ', patterns: [x]}", "families[0]: every family needs a name"),
+        ("- {name: f, patterns: [x], on: system_prompt, off: system_prompt, colour: red}",
+         "family 'f': unknown key(s) colour; expected name, off, on, patterns"),
+        ("- {name: f, patterns: [], on: system_prompt, off: system_prompt}",
+         "family 'f': patterns must be a list of regular expressions"),
+        ("- {name: f, patterns: '(', on: system_prompt, off: system_prompt}",
+         "family 'f': bad pattern (missing ), unterminated subpattern at position 0) (got '(')"),
+        ("- {name: f, patterns: [x], on: system_prompt}", "family 'f': missing 'off'"),
+        ("- {name: f, patterns: [x], off: system_prompt}", "family 'f': missing 'on'"),
+        ("- {name: f, patterns: [x], on: [1], off: system_prompt}",
+         "family 'f', on: expected a mapping with 'control' (got '[1]')"),
+        ("- {name: f, patterns: [x], on: {control: harmony, level: 3}, off: system_prompt}",
+         "family 'f', on: unknown key(s) level; expected control, effort, note, runs"),
+        ("- {name: f, patterns: [x], on: system_prompt, off: none}",
+         "family 'f', off: control must be one of "
+         "harmony, chat_template_kwarg, think_prefix, system_prompt, prompt_prefix, model_default "
+         "(got 'none')"),
+        ("- {name: f, patterns: [x], on: {control: system_prompt, effort: high}, off: harmony}",
+         "family 'f', on: effort is for control harmony, one of high, medium, low (got 'high')"),
+        ("- {name: f, patterns: [x], on: {control: harmony, effort: max}, off: harmony}",
+         "family 'f', on: effort is for control harmony, one of high, medium, low (got 'max')"),
+        ("- {name: f, patterns: [x], on: {control: harmony, runs: maybe}, off: harmony}",
+         "family 'f', on: runs must be on or off (got 'maybe')"),
+        ("- {name: f, patterns: [x], on: {control: harmony, note: 3}, off: harmony}",
+         "family 'f', on: note must be text (got '3')"),
+    ],
+)  # fmt: skip
+def test_a_formats_file_with_a_mistake_is_refused_with_its_place(tmp_path, family, message):
+    path = tmp_path / "formats.yaml"
+    path.write_text(f"families:\n  {family}\n")
+    with pytest.raises(ConfigError) as raised:
+        read_formats(path)
+    assert str(raised.value) == f"{path}: {message}"
+    assert raised.value.path == str(path)
+
+
+def test_a_formats_file_reads_rules_in_every_spelling(tmp_path):
+    path = tmp_path / "formats.yaml"
+    path.write_text(
+        "families:\n"
+        "  - name: ' f '\n"
+        "    patterns: '^org/f-'\n"  # one pattern as text
+        "    on: {control: harmony, effort: low, runs: on, note: ' thinks '}\n"
+        "    off: {control: system_prompt, runs: false}\n"  # on / off or true / false
+        "  - {name: g, patterns: [x], on: prompt_prefix, off: {control: harmony}}\n"
+    )
+    f, g = read_formats(path)
+    assert (f.name, [p.pattern for p in f.patterns]) == ("f", ["^org/f-"])
+    assert f.patterns[0].flags & re.IGNORECASE
+    assert f.on == Rule("harmony", "low", True, "thinks")
+    assert f.off == Rule("system_prompt", None, False, "")
+    assert (g.on, g.off) == (Rule("prompt_prefix", None, None, ""), Rule("harmony", None, None, ""))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("families: []\n", ": expected a top-level 'families:' list"),
+     ("- a\n", ": expected a top-level 'families:' list"),
+     ("families: [\n", ":2: not YAML: expected the node content, but found '<stream end>'")],
+)  # fmt: skip
+def test_a_formats_file_that_is_not_a_list_of_families_is_refused(tmp_path, text, message):
+    path = tmp_path / "formats.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        read_formats(path)
+    assert str(raised.value) == f"{path}{message}"
