@@ -19,8 +19,9 @@ tests (after new tests were written); it refuses when a mutated module changed s
 
 It prints one line per module: mutants, killed, survived, no tests, timeouts, those listed as
 equivalent in ``docs/MUTATION.md`` and the score, killed / (mutants - equivalent), with the
-survivors' names below (``--markdown`` prints the table for docs/BENCHMARKS.md). Exit status 1
-when the score of all modules together is under ``GOAL``.
+survivors' names below (``--markdown`` prints the table for docs/BENCHMARKS.md). The score
+counts the mutants checked so far. Exit status 1 when the score of all modules together is
+under ``GOAL`` or mutants are left unchecked.
 """
 
 from __future__ import annotations
@@ -183,9 +184,12 @@ def table(statuses: dict[str, str], modules: list[str], markdown: bool) -> tuple
             status = "equivalent"
         counts[path][status] += 1
         counts[path]["mutants"] += 1
-        if status not in ("killed", "timeout", "equivalent"):
+        if status not in ("killed", "timeout", "equivalent", "not checked"):
             survivors[path].append(f"{mutant} ({status})")
-    head = ("module", "mutants", "killed", "survived", "no tests", "timeout", "equiv", "score")
+    head = (
+        "module", "mutants", "killed", "survived", "no tests", "timeout", "equiv", "unchecked",
+        "score",
+    )  # fmt: skip
     rows, total = [], Counter()
     for path in [*modules, "?"]:
         c = counts.get(path)
@@ -209,14 +213,15 @@ def table(statuses: dict[str, str], modules: list[str], markdown: bool) -> tuple
 
 
 def _score(c: Counter) -> float:
-    tested = c["mutants"] - c["equivalent"] - c["skipped"]
+    """Killed (timeouts too) over the mutants checked so far that are not equivalent."""
+    tested = c["mutants"] - c["equivalent"] - c["skipped"] - c["not checked"]
     return (c["killed"] + c["timeout"]) / tested if tested else 1.0
 
 
 def _figures(c: Counter) -> tuple:
     return (
         c["mutants"], c["killed"], c["survived"], c["no tests"], c["timeout"],
-        c["equivalent"], f"{100 * _score(c):.1f} %",
+        c["equivalent"], c["not checked"], f"{100 * _score(c):.1f} %",
     )  # fmt: skip
 
 
@@ -248,11 +253,14 @@ def main(argv: list[str] | None = None) -> int:
         if done.returncode:
             print(f"mutmut run ended with exit status {done.returncode}", file=sys.stderr)
             return done.returncode
-    text, score = table(results(), modules, args.markdown)
+    statuses = results()
+    text, score = table(statuses, modules, args.markdown)
     print(text)
     took = time.monotonic() - started
-    print(f"\nscore {100 * score:.1f} % (goal {100 * GOAL:.0f} %), {took:.0f} s")
-    return 0 if score >= GOAL else 1
+    unchecked = sum(status == "not checked" for status in statuses.values())
+    left = f"; {unchecked} mutants not yet checked (--keep goes on)" if unchecked else ""
+    print(f"\nscore {100 * score:.1f} % (goal {100 * GOAL:.0f} %), {took:.0f} s{left}")
+    return 0 if score >= GOAL and not unchecked else 1
 
 
 if __name__ == "__main__":
