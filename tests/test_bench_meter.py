@@ -375,6 +375,12 @@ def test_the_trace_integral_holds_power_outside_the_samples_and_starts_on_one():
     assert energies == [40.0 + 50.0]
 
 
+def test_the_trace_integral_interpolates_between_samples_half_a_second_apart():
+    # 150 W at 10.25, half way between samples 0.5 s apart: 0.25 s at 175 W, 0.5 s at 250 W.
+    rows = trace(0, (10.0, 100.0), (10.5, 200.0), (11.0, 300.0))
+    assert _trace_energy(rows, 10.25, 11.0, 1) == ([0.25 * 175.0 + 0.5 * 250.0], 2)
+
+
 def test_a_window_with_fewer_than_two_samples_of_any_device_has_no_trace():
     assert _trace_energy(ROWS, 10.6, 11.4, 2) == ([None, None], 0)  # device 1 has none inside
     assert _trace_energy(ROWS, 10.9, 11.6, 2) == ([None, None], 0)  # one each

@@ -204,3 +204,22 @@ def test_a_formats_file_that_is_not_a_list_of_families_is_refused(tmp_path, text
     with pytest.raises(ConfigError) as raised:
         read_formats(path)
     assert str(raised.value) == f"{path}{message}"
+
+
+def test_a_formats_file_that_cannot_be_read_or_holds_a_control_character_is_refused(tmp_path):
+    path = tmp_path / "formats.yaml"
+    path.write_bytes(b"\xff\xfefamilies: []\n")  # not UTF-8
+    with pytest.raises(ConfigError) as raised:
+        read_formats(path)
+    assert str(raised.value) == (
+        f"{path}: cannot read the file: 'utf-8' codec can't decode byte 0xff in position 0: "
+        "invalid start byte"
+    )
+    path.write_text("families: \x07\n")  # the reader refuses it before any mark is set
+    with pytest.raises(ConfigError) as raised:
+        read_formats(path)
+    assert str(raised.value) == (
+        f"{path}: not YAML: unacceptable character #x0007: special characters are not allowed\n"
+        '  in "<unicode string>", position 10'
+    )
+    assert raised.value.line is None
