@@ -19,7 +19,7 @@ from fakes import FakeBackend
 from energy_bench import contract
 from energy_bench.benchmark import run_benchmark
 from energy_bench.config import load_config
-from energy_bench.energy import nvml
+from energy_bench.energy import nvml, sources
 from energy_bench.energy.nvml import PowerSample
 from energy_bench.energy.sources import DeviceInfo, NvmlSource, RaplSource
 from energy_bench.errors import BenchConfigError, EnergyUnavailable
@@ -423,6 +423,52 @@ def test_visible_gpus_are_listed_in_index_order_and_nvml_ends(gpus):
     with pytest.raises(EnergyUnavailable, match=r"^NVML: listing the GPUs: Not Supported$"):
         nvml.visible_uuids()
     assert nvml._users == 0
+
+
+def test_a_run_with_gpus_measures_them_with_nvml_each_as_a_gpu(gpus):
+    source = sources.open_source(UUIDS, 1_000)
+    try:
+        assert isinstance(source, NvmlSource)
+        assert source.devices == [
+            DeviceInfo("gpu", "Fake GPU 0", UUIDS[0], 0, 700.0),
+            DeviceInfo("gpu", "Fake GPU 1", UUIDS[1], 1, 650.0),
+        ]
+    finally:
+        source.close()
+
+
+def test_without_gpus_rapl_is_used_where_readable_else_the_labelled_estimate(
+    tmp_path, monkeypatch, caplog
+):
+    rapl_zone(tmp_path, "intel-rapl:0", 1_000)
+    monkeypatch.setattr(sources, "RAPL_ROOT", tmp_path)
+    monkeypatch.setattr(sources.RaplSource.__init__, "__defaults__", (tmp_path,))
+    assert isinstance(sources.open_source([], 1_000), RaplSource)
+    (tmp_path / "intel-rapl:0" / "energy_uj").unlink()  # unreadable: the estimate, and why
+    with caplog.at_level(logging.INFO, logger=sources.__name__):
+        source = sources.open_source([], 1_000)
+    assert isinstance(source, sources.EstimateSource)
+    assert [r.getMessage() for r in caplog.records] == [
+        "RAPL not usable (RAPL counters not readable: [Errno 2] No such file or directory: "
+        f"'{tmp_path / 'intel-rapl:0' / 'energy_uj'}'); falling back to the work estimate",
+        "no GPU and no RAPL counter: energy is an ESTIMATE "
+        f"(2 x 1000 parameters x tokens processed x {sources.ESTIMATE_J_PER_FLOP:g} J per FLOP)",
+    ]
+    assert [r.levelname for r in caplog.records] == ["INFO", "WARNING"]
+
+
+def test_host_counter_power_is_the_counter_slope_between_samples(tmp_path, monkeypatch):
+    clock = iter([100.0, 100.5, 100.5, 101.5])
+    monkeypatch.setattr(sources.time, "monotonic", lambda: next(clock))
+    zone = rapl_zone(tmp_path, "intel-rapl:0", 1_000_000)
+    source = RaplSource(root=tmp_path)
+    assert source.sample(with_energy=True) == [PowerSample(0.0, None, None, 0.0)]  # no slope yet
+    set_uj(zone, 41_000_000)  # 40 J in 0.5 s
+    assert source.sample(with_energy=True) == [PowerSample(80.0, None, None, 40.0)]
+    set_uj(zone, 42_000_000)  # no time passed: no slope, not a division by zero
+    assert source.sample(with_energy=False) == [PowerSample(0.0, None, None, 41.0)]
+    set_uj(zone, 72_000_000)  # 30 J in 1 s
+    assert source.sample(with_energy=False) == [PowerSample(30.0, None, None, 71.0)]
 
 
 # --- a sampler that breaks mid-run ---------------------------------------------------------------
