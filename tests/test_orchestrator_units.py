@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 from pathlib import Path
 
@@ -14,7 +15,13 @@ from fakes import fake_report, write_report
 from orchestrator.errors import ConfigError, RunnerError
 from orchestrator.execution.execute import ExecOptions, skipped_record
 from orchestrator.execution.runners.base import LogPump
-from orchestrator.execution.spec import Cause, classify_exit
+from orchestrator.execution.spec import (
+    Cause,
+    Placement,
+    RunOutcome,
+    classify_exit,
+    filesystem_cause,
+)
 from orchestrator.models.csv_reader import single_config
 from orchestrator.planning.plan import PlanOptions, plan_runs
 from orchestrator.secrets import HfToken, Redactor, find_hf_token
@@ -743,3 +750,51 @@ def test_the_prompt_count_help_says_what_a_run_sends_without_it(capsys, monkeypa
     help_n = help_n[: help_n.index(" --prompts-file")]
     assert f"default {default}" in help_n and f"all {bundled}" in help_n, help_n
     assert "every prompt of the dataset" not in help_n
+
+
+@pytest.mark.parametrize(
+    ("code", "tail", "oom", "outcome"),
+    [
+        (0, "energy_bench: error: X: y", False, RunOutcome(Cause.OK, 0, 0.0)),
+        (137, "", False, RunOutcome(Cause.KILLED, 137, 0.0, "killed (SIGKILL, exit 137)")),
+        (137, "loading\n  weights  \n\n", False,
+         RunOutcome(Cause.KILLED, 137, 0.0, "killed (SIGKILL, exit 137); last output: weights")),
+        (137, "x", True,
+         RunOutcome(Cause.OUT_OF_MEMORY, 137, 0.0, "killed by the kernel: out of host memory")),
+        (1, "", False, RunOutcome(Cause.FAILED, 1, 0.0, "exit status 1")),
+        (99, "a\n" + "b" * 400 + "\n", False, RunOutcome(Cause.FAILED, 99, 0.0, "b" * 300)),
+        (1, "energy_bench: error: OSError: [Errno 28] No space left on device", False,
+         RunOutcome(Cause.DISK_FULL, 1, 0.0, "OSError: [Errno 28] No space left on device")),
+        (1, "energy_bench: error: OSError: [Errno 122] Disk quota exceeded", False,
+         RunOutcome(Cause.DISK_FULL, 1, 0.0, "OSError: [Errno 122] Disk quota exceeded")),
+        (1, "PermissionError: [Errno 13] Permission denied: '/out'", False,
+         RunOutcome(Cause.PERMISSION_DENIED, 1, 0.0,
+                    "PermissionError: [Errno 13] Permission denied: '/out'")),
+        (1, "[Errno 1] Operation not permitted", False,
+         RunOutcome(Cause.PERMISSION_DENIED, 1, 0.0, "[Errno 1] Operation not permitted")),
+        (1, "[Errno 30] Read-only file system", False,
+         RunOutcome(Cause.PERMISSION_DENIED, 1, 0.0, "[Errno 30] Read-only file system")),
+        (1, "[Errno 2] No such file or directory", False,
+         RunOutcome(Cause.FAILED, 1, 0.0, "[Errno 2] No such file or directory")),
+        # An errno in the message of a run that failed for a known reason changes nothing.
+        (4, "energy_bench: error: OutOfMemory: [Errno 28] while saving", False,
+         RunOutcome(Cause.OUT_OF_MEMORY, 4, 0.0, "OutOfMemory: [Errno 28] while saving")),
+    ],
+)  # fmt: skip
+def test_an_exit_is_classified_with_its_whole_message(code, tail, oom, outcome):
+    assert classify_exit(code, tail, oom_killed=oom) == outcome
+
+
+def test_a_file_system_error_names_its_cause():
+    assert filesystem_cause(OSError(errno.ENOSPC, "full")) is Cause.DISK_FULL
+    assert filesystem_cause(OSError(errno.EACCES, "no")) is Cause.PERMISSION_DENIED
+    assert filesystem_cause(OSError(errno.EIO, "io")) is Cause.RUNNER_ERROR
+    assert filesystem_cause(OSError("no errno")) is Cause.RUNNER_ERROR
+
+
+def test_a_placement_reads_as_its_machine_and_node():
+    assert str(Placement("gpu-7")) == "gpu-7"
+    assert str(Placement("gpu-7", "ab12")) == "gpu-7 (Ray node ab12)"
+    assert str(Placement("", "ab12")) == "unknown host (Ray node ab12)"
+    assert str(Placement("")) == "unknown node"
+    assert RunOutcome(Cause.OK, 0, 1.0).ok and not RunOutcome(Cause.KILLED, 137, 1.0).ok
