@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.reports.ratings import rate, stars_for
+from orchestrator.reports.ratings import best_per_group, exclusion, group_of, rate, stars_for
 
 
 def row(name, wh, *, cls="A", gpu="NVIDIA H100 80GB HBM3", status="ok", source="nvml", **extra):
@@ -138,3 +138,73 @@ def test_image_tasks_are_not_split_by_class():
         ]
     )
     assert {r.group for r in rated} == {"image_gen / NVIDIA H100 80GB HBM3"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"status": "failed", "error_message": "timeout: 600 s"}, "run failed: timeout: 600 s"),
+        ({"status": "", "error_message": ""}, "run unknown: no result"),
+        ({"status": "skipped"}, "run skipped: no result"),
+        ({"short_window": "True"},
+         "suspect: measured window shorter than ten energy-counter updates"),
+        ({"counter_reset": "1"}, "suspect: the energy counter reset during the run"),
+        ({"trace_mismatch": " yes "},
+         "suspect: power trace and energy counter disagree by more than 5 %"),
+        ({"foreign_process": True},
+         "suspect: another process used the run's GPU during a measured window"),
+        ({"recompiled": "TRUE"}, "suspect: the compiler built a graph inside a measured window"),
+        ({"wh_per_1000_queries": ""}, "no energy figure"),
+        ({"wh_per_1000_queries": None}, "no energy figure"),
+        ({"wh_per_1000_queries": "nan"}, "no energy figure"),
+        ({"wh_per_1000_queries": "inf"}, "no energy figure"),
+        ({"wh_per_1000_queries": -1.0}, "suspect: zero energy (a measurement that read nothing)"),
+        ({"wh_per_1000_queries": "0"}, "suspect: zero energy (a measurement that read nothing)"),
+        ({"short_window": "False", "recompiled": "0", "wh_per_1000_queries": "1e-6"}, ""),
+    ],
+)  # fmt: skip
+def test_why_a_row_is_not_rated(changes, reason):
+    assert exclusion({**row("r", 10.0), **changes}) == reason
+
+
+def test_a_comparison_group_names_task_class_gpu_path_and_estimate():
+    assert group_of(row("r", 1)) == "text_gen / class A / NVIDIA H100 80GB HBM3"
+    assert group_of(
+        {**row("r", 1), "generation_path": "compiled", "energy_source": "estimate"}
+    ) == ("text_gen / class A / NVIDIA H100 80GB HBM3 / compiled path / estimated energy")
+    assert group_of({"task": "image_gen", "model_class": "B"}) == "image_gen / unknown GPU"
+    assert group_of({"task": "text_gen"}) == "text_gen / class ? / unknown GPU"
+    assert group_of({}) == "? / unknown GPU"
+
+
+def test_stars_at_every_band_and_outside_the_range():
+    # 0..100 in bands of 20: (0, 20] 5 stars ... (80, 100] 1 star; the lowest value is 5 stars
+    assert [stars_for(v, 0.0, 100.0) for v in (0, 20, 20.5, 40, 41, 60, 79, 80, 81, 100)] == [
+        5, 5, 4, 4, 3, 3, 2, 2, 1, 1,
+    ]  # fmt: skip
+    assert stars_for(150.0, 0.0, 100.0) == 1 and stars_for(-5.0, 0.0, 100.0) == 5
+    assert stars_for(7.0, 7.0, 7.0) == 5  # one value: the range is empty
+    assert stars_for(7.0, 8.0, 7.0) == 5
+
+
+def test_only_a_lone_run_is_told_it_is_alone():
+    rated = rate([row("a", 10), row("b", 20), row("c", 5, cls="B"), row("x", None)])
+    notes = {r.row["run_name"]: (r.stars, r.reason) for r in rated}
+    assert notes == {
+        "a": (5, ""), "b": (1, ""), "c": (5, "the only rated run in its group"),
+        "x": (None, "no energy figure"),
+    }  # fmt: skip
+    assert rate([]) == []
+
+
+def test_the_best_run_of_each_group_most_stars_then_least_energy_then_name():
+    rated = rate(
+        [row("b", 10), row("a", 10), row("c", 10.5), row("z", 60), row("k", 3, cls="B"),
+         row("f", None, status="failed")]
+    )  # fmt: skip
+    best = best_per_group(rated)
+    assert [(r.group, r.row["run_name"]) for r in best] == [
+        ("text_gen / class A / NVIDIA H100 80GB HBM3", "a"),  # 10 Wh, before b by name
+        ("text_gen / class B / NVIDIA H100 80GB HBM3", "k"),
+    ]
+    assert best_per_group([]) == []
