@@ -326,3 +326,29 @@ def test_a_mistyped_override_stops_the_sweep_before_it_touches_results(tmp_path)
     assert report.read_text() == good
     assert "tiny-model_Off" in (out / "master_results.csv").read_text()
     assert ",ok," in (out / "master_results.csv").read_text()
+
+
+def test_a_sweep_says_what_it_found_left_by_an_earlier_one(tmp_path, caplog):
+    from dataclasses import replace
+
+    from orchestrator.store.records import save_record
+
+    the_plans = plans(["m1", "m2"])
+    sweep(tmp_path, the_plans, FakeRunner(seconds=0), cpu_slots(1))
+    folder = OutputLayout(tmp_path).run_dir("org_m2_Off")
+    save_record(folder, replace(load_record(folder), status="running"))  # its sweep was killed
+
+    class Leftovers(FakeRunner):
+        def remove_leftovers(self, out_dir):
+            return 2
+
+    with caplog.at_level("WARNING", logger="orchestrator.execution.scheduler"):
+        result = sweep(tmp_path, the_plans, Leftovers(seconds=0), cpu_slots(1))
+    assert [r.getMessage() for r in caplog.records] == [
+        "cleaned up 2 benchmark(s) left behind by an earlier sweep",
+        "org_m2_Off: its earlier sweep stopped before it ended; marked interrupted",
+    ]
+    assert result.resumed == ["org_m1_Off"]
+    assert {(r.name, r.status) for r in result.records} == {
+        ("org_m1_Off", "ok"), ("org_m2_Off", "ok"),
+    }  # fmt: skip
