@@ -393,3 +393,35 @@ def test_a_runner_that_breaks_fails_its_run_alone(tmp_path):
     record = execute(plan, runner=Broken(), options=ExecOptions(out_dir=tmp_path, image="i"))
     assert record.status == "failed" and record.cause == Cause.RUNNER_ERROR.value
     assert "OverflowError" in record.error_message
+
+
+def test_folders_of_an_earlier_spelling_are_renamed_once_and_never_over_a_run(tmp_path):
+    from orchestrator.execution.execute import adopt_legacy_folders
+    from orchestrator.store.paths import OutputLayout
+    from orchestrator.store.records import RunRecord, load_record, save_record
+
+    layout = OutputLayout(tmp_path)
+    old = layout.run_dir("a_Off_N_A_Off_NA")  # only the last spelling is the run's own
+    old.mkdir(parents=True)
+    save_record(old, RunRecord("id", old.name, "org/a", "A", "text_gen", "Off", "ok"))
+    layout.run_dir("b_Off_NA").mkdir()  # its new name is taken: left as it is
+    layout.run_dir("b_Off_N_A").mkdir()
+    layout.run_dir("c_Off_NA").mkdir()  # a folder without a record is renamed too
+    (layout.run_dir("") / "d_Off_NA").write_text("a file, not a run folder")
+    names = ["a_Off_N_A_Off_N_A", "b_Off_N_A", "c_Off_N_A", "d_Off_N_A", "e_On"]
+    assert adopt_legacy_folders(tmp_path, names) == [
+        ("a_Off_N_A_Off_NA", "a_Off_N_A_Off_N_A"), ("c_Off_NA", "c_Off_N_A"),
+    ]  # fmt: skip
+    assert load_record(layout.run_dir("a_Off_N_A_Off_N_A")).name == "a_Off_N_A_Off_N_A"
+    assert layout.run_dir("b_Off_NA").is_dir() and layout.run_dir("d_Off_NA").is_file()
+    assert adopt_legacy_folders(tmp_path, names) == []  # once
+
+
+def test_a_skipped_record_says_so_and_why():
+    from orchestrator.execution.execute import skipped_record
+
+    (plan,) = plan_runs([single_config("org/m")], PlanOptions(image="img", software_id="s"))
+    record = skipped_record(plan, ExecOptions(out_dir=Path("/out"), image="img"), "needs 2 GPUs")
+    assert (record.status, record.cause, record.error_message, record.runner) == (
+        "skipped", "skipped", "needs 2 GPUs", "",
+    )  # fmt: skip

@@ -273,3 +273,14 @@ def test_filters_take_the_ai_energy_score_positional_order():
     assert positional == ModelConfigParser.filter_configs(
         configs, model_name="qwen3", model_class="A", task="text_gen", reasoning_state="On"
     )
+
+
+def test_a_local_folder_spelled_twice_is_one_row_run_once(tmp_path, caplog):
+    (tmp_path / "tiny").mkdir()
+    body = HEADER + "\n,./tiny,1,A,text_gen,Off,\n,tiny ,1,A,text_gen,Off,\n"
+    (config,) = read_models_csv(write(tmp_path, body))
+    assert (config.model_name, config.line) == ("./tiny", 2)  # the first spelling is shown
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.getMessage() == (
+        f"{tmp_path / 'models.csv'}:3: the same row as line 2 (tiny Off); it is run once"
+    )
