@@ -349,3 +349,28 @@ def test_a_bad_prompt_line_is_a_config_error_that_names_file_and_line(
     done = bench(tmp_path / "out", *FAST, f"scenario.dataset_name={path}")
     message = f"{path}:3: {problem}"
     assert_failed(*done, "BenchConfigError", message, contract.ExitCode.CONFIG_ERROR)
+
+
+def test_a_cpu_run_records_what_it_ran_on_and_with():
+    cfg = load_config("text_generation", FAST)
+    backend = PyTorchBackend(cfg.backend, cfg.scenario)
+    backend.load()
+    found = backend.provenance()
+    assert found == {
+        "backend": "pytorch",
+        "generation": backend.generation.to_dict(),
+        "torch_version": torch.__version__,
+        "torch_cuda_version": torch.version.cuda,
+        "transformers_version": transformers.__version__,
+        "devices": ["cpu"],
+        "device_names": ["cpu"],
+        "dtype": "torch.float32",
+        "parameters": backend.parameters,
+        "attn_implementation": backend.model.config._attn_implementation,
+        "load_duration_s": backend.load_duration_s,
+        "placement": None,  # one device: no map of modules
+        "torch_threads": torch.get_num_threads(),
+    }
+    assert backend.parameters == sum(p.numel() for p in backend.model.parameters()) > 0
+    assert found["attn_implementation"] in ("sdpa", "eager")
+    assert 0 < backend.load_duration_s < 60
