@@ -177,3 +177,46 @@ def test_the_compiled_decode_step_gives_the_eager_tokens_and_compiles_only_once(
     built = backend.graphs_built()
     assert generated(backend) == tokens
     assert backend.graphs_built() == built  # every shape was compiled before
+
+
+def test_compiling_runs_the_longest_batch_of_each_size_once_and_counts_its_graphs(monkeypatch):
+    from energy_bench.backends import compilation
+    from energy_bench.backends.base import Batch
+
+    backend = loaded("backend.generation=compiled", "scenario.batch_size=2", *budget(2))
+    ran = []
+    monkeypatch.setattr(backend, "generate", lambda batch: ran.append(batch))
+    counts = iter([5, 8])  # before and after: three graphs built
+    monkeypatch.setattr(compilation, "compile_count", lambda: next(counts))
+    monkeypatch.setattr(compilation, "cuda_graph_skips", lambda: 1)
+    batches = [
+        Batch((0, 1), None, (4, 9)), Batch((2, 3), None, (9, 2)), Batch((4,), None, (3,)),
+        Batch((5, 6), None, (7, 9)),
+    ]  # fmt: skip
+    backend.compile(batches)
+    assert ran == [batches[0], batches[2]]  # the first of the longest of size 2, then size 1
+    record = backend.provenance()["generation"]
+    assert (record["path"], record["graphs_compiled"], record["cuda_graph_skips"]) == (
+        "compiled", 3, 1,
+    )  # fmt: skip
+    assert 0 <= record["compile_seconds"] < 5
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [(RuntimeError("inductor broke\nat line 3"), "compiling failed: RuntimeError: inductor broke"),
+     (ValueError(), "compiling failed: ValueError: ")],
+)  # fmt: skip
+def test_a_model_the_compiler_fails_on_runs_eager_and_says_why(monkeypatch, caplog, error, reason):
+    backend = loaded("backend.generation=compiled", *budget(2))
+
+    def fail(batch):
+        raise error
+
+    monkeypatch.setattr(backend, "generate", fail)
+    backend.compile(backend.prepare(PROMPTS[:2]))
+    record = backend.provenance()["generation"]
+    assert (record["path"], record["fallback_reason"]) == ("eager", reason)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"][-1] == (
+        f"generation path: eager ({reason})"
+    )
