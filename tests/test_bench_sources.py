@@ -442,7 +442,7 @@ def test_without_gpus_rapl_is_used_where_readable_else_the_labelled_estimate(
 ):
     rapl_zone(tmp_path, "intel-rapl:0", 1_000)
     monkeypatch.setattr(sources, "RAPL_ROOT", tmp_path)
-    monkeypatch.setattr(sources.RaplSource.__init__, "__defaults__", (tmp_path,))
+    monkeypatch.setattr(sources, "RaplSource", lambda: RaplSource(root=tmp_path))
     assert isinstance(sources.open_source([], 1_000), RaplSource)
     (tmp_path / "intel-rapl:0" / "energy_uj").unlink()  # unreadable: the estimate, and why
     with caplog.at_level(logging.INFO, logger=sources.__name__):
