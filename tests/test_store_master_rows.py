@@ -1,0 +1,95 @@
+"""One run's master row, column by column, from a record and a report made by hand."""
+
+from __future__ import annotations
+
+from fakes import fake_report
+
+from energy_bench import contract
+from orchestrator.store.master import COLUMNS, corrupt_row, row_of
+from orchestrator.store.records import RunRecord
+
+RECORD = RunRecord(
+    run_id="id-9", name="org_m_On", model_id="org/m", model_class="B", task="text_gen",
+    reasoning_state="On", status="ok", model_name="./m", cause="ok", error_message="",
+    runner="docker", executor="ray", host="gpu-7", node_id="ab12", attempt_nodes=("n1", "n2"),
+    image="img:1", software_id="sw", gpu_uuids=("GPU-1", "GPU-2"), attempts=2, exit_code=0,
+    started_at="2026-12-02T10:00:00", finished_at="2026-12-02T10:05:00", duration_s=300.12345,
+    log_path="logs/org_m_On.log", reasoning_mismatch="", reasoning_note="state On by the table",
+)  # fmt: skip
+
+
+def report() -> dict:
+    made = fake_report(energy_wh=2.0, ok_prompts=80, total_prompts=100, gpu="NVIDIA H200", cv=0.02)
+    made["energy"]["gpus"] = [{"energy_j": 1234.56}, {"energy_j": 99.04}, "not a device"]
+    made["energy"]["flags"]["recompiled"] = True
+    made["provenance"] = {"device_names": ["NVIDIA H200", "NVIDIA H200"], "config_hash": "c0ffee"}
+    made["reasoning"] = {"requested_control": "chat_template_kwarg", "note": "kwarg applied"}
+    made["reasoning_control"] = "chat_template_kwarg"
+    return made
+
+
+def test_a_successful_run_s_row_holds_its_record_and_its_report_figures():
+    done = report()
+    summary, energy = done["summary"], done["energy"]
+    assert row_of(RECORD, done) == {
+        "model_name": "./m", "model_class": "B", "task": "text_gen", "reasoning_state": "On",
+        "timestamp": "2026-12-02T10:05:00", "error_message": "", "run_id": "id-9",
+        "run_name": "org_m_On", "status": "ok", "cause": "ok", "runner": "docker",
+        "executor": "ray", "host": "gpu-7", "node_id": "ab12", "image": "img:1",
+        "software_id": "sw", "gpu_uuids": "GPU-1 GPU-2", "attempts": 2,
+        "attempt_nodes": "n1; n2", "run_wall_seconds": 300.123, "log_path": "logs/org_m_On.log",
+        "reasoning_mismatch": "",
+        **{k: summary[k] for k in contract.SUMMARY_KEYS},  # the benchmark's, not the record's
+        **{k: energy[k] for k in contract.ENERGY_KEYS},
+        "short_window": False, "counter_reset": False, "trace_mismatch": False,
+        "foreign_process": False, "recompiled": True, "energy_source": "nvml",
+        "warmup": "full pass", "gpu_name": "NVIDIA H200, NVIDIA H200", "config_hash": "c0ffee",
+        "gpu_count": 2, "gpu_energy_j_each": "1234.6 99.0",
+        "reasoning_control": "chat_template_kwarg",
+        "reasoning_requested_control": "chat_template_kwarg",
+        "reasoning_note": "state On by the table; kwarg applied",
+        "generation_path": "compiled",
+    }  # fmt: skip
+    assert set(row_of(RECORD, done)) == set(COLUMNS)
+    assert row_of(RECORD, done)["total_duration_seconds"] == 10.0  # the report's pass time
+
+
+def test_a_failed_run_s_row_is_its_record_with_its_real_duration():
+    failed = RunRecord(**{**RECORD.__dict__, "status": "failed", "finished_at": "",
+                          "error_message": "timeout: 600 s", "model_name": ""})  # fmt: skip
+    row = row_of(failed, None)
+    assert (row["status"], row["error_message"], row["total_duration_seconds"]) == (
+        "failed", "timeout: 600 s", 300.123,
+    )  # fmt: skip
+    assert row["timestamp"] == "2026-12-02T10:00:00"  # not finished: when it started
+    assert row["model_name"] == "org/m"
+    assert "wh_per_1000_queries" not in row
+
+
+def test_odd_report_parts_become_empty_cells_not_errors():
+    done = report()
+    done["provenance"] = {"device_names": "NVIDIA H200", "config_hash": ["x"]}
+    done["reasoning"] = "on"
+    done["summary"]["warmup"] = {"passes": 1}
+    done["energy"]["gpus"] = "two"
+    row = row_of(RECORD, done)
+    assert (row["gpu_name"], row["config_hash"], row["warmup"]) == ("NVIDIA H200", None, None)
+    assert row["reasoning_requested_control"] is None
+    assert row["reasoning_note"] == "state On by the table"
+    assert "gpu_count" not in row and "gpu_energy_j_each" not in row
+    done["provenance"] = "none"
+    assert row_of(RECORD, done)["gpu_name"] == ""
+
+
+def test_a_report_that_does_not_validate_makes_the_row_corrupt():
+    done = report()
+    del done["energy"]["gpu_energy_wh"]
+    row = row_of(RECORD, done)
+    assert (row["status"], row["cause"]) == ("corrupt_result", "corrupt_result")
+    assert row["error_message"] == (
+        f"corrupt_result: {contract.REPORT_FILE}: {contract.report_problem(done)}"
+    )
+    assert corrupt_row("x_On", "run_record.json", "bad") == {
+        "run_name": "x_On", "status": "corrupt_result", "cause": "corrupt_result",
+        "error_message": "corrupt_result: run_record.json: bad",
+    }  # fmt: skip
