@@ -176,3 +176,103 @@ def test_check_mode_answers_a_line_per_set_and_loads_nothing():
     assert "did you mean 'scenario.num_samples'" in answers[1]
     assert "more than 10,000,000 tokens" in answers[2]
     assert "torch" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (['backend.type=onnx'], "backend.type='onnx': expected one of pytorch, vllm"),
+        (['backend.task=fly'],
+         "backend.task='fly': expected one of text-generation, text_generation"),
+        (['backend.device_map=balanced'],
+         "backend.device_map='balanced': expected auto or null; the benchmark places the "
+         'model itself over backend.num_gpus GPUs (backend.device_ids picks which)'),
+        (['backend.type=vllm'],
+         "backend.endpoint='': backend.type=vllm needs the server's base URL, as "
+         'http://host:8000/v1'),
+        (['backend.type=vllm', 'backend.endpoint=ftp://x'],
+         "backend.endpoint='ftp://x': backend.type=vllm needs the server's base URL, as "
+         'http://host:8000/v1'),
+        (['backend.endpoint=http://u:p@h:8000/v1'],
+         'backend.endpoint: no user, password or query in the URL; a key goes in the '
+         'VLLM_API_KEY environment variable'),
+        (['backend.endpoint=http://h:8000/v1?k=1'],
+         'backend.endpoint: no user, password or query in the URL; a key goes in the '
+         'VLLM_API_KEY environment variable'),
+        (['backend.request_timeout_s=0'], 'backend.request_timeout_s=0: must be at least 1'),
+        (['backend.torch_dtype=float8'],
+         "backend.torch_dtype='float8': expected one of bfloat16, float16, float32, auto"),
+        (['backend.device=tpu'], "backend.device='tpu': expected one of auto, cuda, cpu"),
+        (['backend.num_gpus=0'], 'backend.num_gpus=0: must be at least 1'),
+        (['backend.generation=jit'],
+         "backend.generation='jit': expected one of auto, eager, compiled"),
+        (['backend.device_ids=0,0'], "backend.device_ids='0,0': names a GPU twice"),
+        (['backend.device_ids=-1'],
+         'backend.device_ids=-1: expected GPU indices from 0, as 0,1 or [0, 1]'),
+        (['backend.device_ids=a'],
+         "backend.device_ids='a': expected GPU indices from 0, as 0,1 or [0, 1]"),
+        (['backend.device_ids=true'],
+         'backend.device_ids=True: expected GPU indices from 0, as 0,1 or [0, 1]'),
+        (['backend.server_gpus=x'],
+         "backend.server_gpus='x': expected GPU indices or UUIDs, as 0,1 or GPU-…"),
+        (['backend.server_gpus=,'],
+         "backend.server_gpus=',': expected GPU indices or UUIDs, as 0,1 or GPU-…"),
+        (['scenario.generate_kwargs.max_new_tokens=0'],
+         'scenario.generate_kwargs.max_new_tokens=0: must be at least 1'),
+        (['scenario.generate_kwargs.max_new_tokens=2.5'],
+         'scenario.generate_kwargs.max_new_tokens=2.5: expected a whole number of tokens'),
+        (['scenario.generate_kwargs.min_new_tokens=20'],
+         'min_new_tokens=20 is above max_new_tokens=10'),
+        (['scenario.repeats=0'], 'scenario.repeats=0: must be at least 1'),
+        (['scenario.batch_size=0'], 'scenario.batch_size=0: must be at least 1'),
+        (['scenario.concurrency=0'], 'scenario.concurrency=0: must be at least 1'),
+        (['energy.idle_seconds=-1'], 'energy.idle_seconds=-1.0: must be at least 0.0'),
+        (['energy.sample_hz=0'], 'energy.sample_hz=0.0: must be at least 0.1'),
+        (['carbon.intensity_g_per_kwh=-1'],
+         'carbon.intensity_g_per_kwh=-1.0: must be at least 0.0'),
+        (['scenario.reasoning=maybe'], "scenario.reasoning='maybe': expected true, false or null"),
+        (['scenario.reasoning_params.reasoning_effort=extreme'],
+         "scenario.reasoning_params.reasoning_effort='extreme': expected one of high, "
+         'medium, low'),
+        (['scenario.reasoning_params.control=magic'],
+         "scenario.reasoning_params.control='magic': expected one of harmony, "
+         'chat_template_kwarg, think_prefix, system_prompt, prompt_prefix, model_default, '
+         'none'),
+        (['scenario.warmup_runs=-1'], 'scenario.warmup_runs=-1: must be at least 0'),
+        (['scenario.num_samples=0'], 'scenario.num_samples=0: must be at least 1'),
+    ],
+)  # fmt: skip
+def test_a_setting_the_benchmark_cannot_use_is_refused_with_its_key_and_value(overrides, message):
+    with pytest.raises(BenchConfigError) as raised:
+        load_config("text_generation", ["backend.model=org/m", *overrides])
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("backend.model", "override 'backend.model' is not of the form key=value"),
+        ("=3", "override '=3' is not of the form key=value"),
+        ("backend.modle=x", "unknown config key 'backend.modle'; did you mean 'backend.model'?"),
+        ("scenario.num_samples=abc",
+         "scenario.num_samples='abc': expected a whole number (default 1000), got a string"),
+        ("scenario.num_samples=1.5",
+         "scenario.num_samples='1.5': expected a whole number (default 1000), got a number"),
+        ("scenario.warmup_pass=3",
+         "scenario.warmup_pass='3': expected true or false (default True), got a whole number"),
+        ("energy.sample_hz=fast",
+         "energy.sample_hz='fast': expected a number (default 10.0), got a string"),
+    ],
+)  # fmt: skip
+def test_an_override_that_is_not_a_setting_is_refused_with_what_was_expected(override, message):
+    with pytest.raises(BenchConfigError) as raised:
+        load_config("text_generation", ["backend.model=org/m", override])
+    assert str(raised.value) == message
+
+
+def test_an_unknown_key_far_from_any_lists_every_valid_key():
+    with pytest.raises(BenchConfigError) as raised:
+        load_config("text_generation", ["backend.model=org/m", "nothing.like_it=1"])
+    text = str(raised.value)
+    assert text.startswith("unknown config key 'nothing.like_it'; valid keys: backend.device, ")
+    assert text.endswith(", scenario.warmup_runs, scenario.generate_kwargs.*")
