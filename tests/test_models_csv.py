@@ -189,6 +189,52 @@ BAD_INPUTS = [
     ("unclosed quote", HEADER + "\n" + ROW + '\n,org/b,1,A,text_gen,Off,"open\n', 3, "CSV"),
 ]
 
+FULL_MESSAGES = {  # the whole message of each bad input, {path} the file's
+    "missing column": (
+        "{path}:1: missing required column(s) 'Priority (1=hi)'; header has 'Models to Add', "
+        "'Class', 'Task', 'Reasoning State'"
+    ),
+    "unknown class": ("{path}:2: column 'Class': unknown class; expected A, B or C (got 'D')"),
+    "priority zero": (
+        "{path}:3: column 'Priority (1=hi)': priority must be 1, 2 or 3 (1 = highest) (got '0')"
+    ),
+    "priority text": (
+        "{path}:2: column 'Priority (1=hi)': priority must be a whole number 1-3 (got 'x')"
+    ),
+    "priority four": (
+        "{path}:2: column 'Priority (1=hi)': priority must be 1, 2 or 3 (1 = highest) (got '4')"
+    ),
+    "unknown state": (
+        "{path}:2: column 'Reasoning State': unknown reasoning state; expected one of On, On "
+        "(High), On (Medium), On (Low), Off, Off (N/A) or empty (got 'Maybe')"
+    ),
+    "unknown task": (
+        "{path}:2: column 'Task': unknown task; expected one of text_gen, image_gen (got 'audio')"
+    ),
+    "empty file": ("{path}: the file is empty: no header and no rows"),
+    "blank lines only": ("{path}: the file is empty: no header and no rows"),
+    "header only": ("{path}:1: the file has a header but no model rows"),
+    "non-utf8": ("{path}:3: not UTF-8 text (byte 0xe9)"),
+    "duplicate rows that differ": (
+        "{path}:3: duplicate row: same model, task and reasoning state as line 2, with other "
+        "settings (priority, class or chat template); keep one of them (got 'org/model Off')"
+    ),
+    "binary garbage": ("{path}:3: binary data (a NUL byte): not a CSV text file"),
+    "empty model": ("{path}:2: column 'Models to Add': empty model cell"),
+    "text row without class": (
+        "{path}:2: column 'Class': text_gen rows need a class (A, B or C) (got '')"
+    ),
+    "text row without state": (
+        "{path}:2: column 'Reasoning State': text_gen rows need a reasoning state (On, On "
+        "(High), On (Medium), On (Low), Off, Off (N/A)) (got '')"
+    ),
+    "model with spaces": (
+        "{path}:2: column 'Models to Add': not a Hub id (org/name), a Hub URL or a local "
+        "folder path (got 'my model')"
+    ),
+    "unclosed quote": ("{path}:3: malformed CSV: unexpected end of data"),
+}
+
 
 @pytest.mark.parametrize(
     ("name", "content", "line", "text"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS]
@@ -204,6 +250,7 @@ def test_bad_input_names_file_line_and_value(tmp_path, name, content, line, text
     assert text in str(error)
     prefix = str(path) if line is None else f"{path}:{line}:"
     assert str(error).startswith(prefix)
+    assert str(error) == FULL_MESSAGES[name].replace("{path}", str(path))
 
 
 def test_an_identical_duplicate_row_is_run_once_with_a_warning(tmp_path, caplog):
