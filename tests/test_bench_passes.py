@@ -15,6 +15,7 @@ from energy_bench.benchmark import RunData, run_benchmark
 from energy_bench.config import load_config
 from energy_bench.energy.nvml import PowerSample
 from energy_bench.energy.sources import DeviceInfo
+from energy_bench.errors import BenchmarkAborted, OutOfMemory
 from energy_bench.results.report import build_report
 
 J_PER_PROMPT = 10.0
@@ -172,3 +173,50 @@ def test_the_prefill_pass_counts_no_prompt_of_the_measured_pass():
     assert report["summary"]["successful_prompts"] == PROMPTS
     assert report["energy"]["repeats"][0]["prefill_failed_prompts"] == 2
     assert report["energy"]["repeats"][0]["prefill_j"] == (PROMPTS - 2) * J_PREFILL
+
+
+def test_two_failed_batches_in_a_row_are_counted_three_abort():
+    # Calls 7 to 12 are the first measured pass (the warmup pass makes 1 to 6).
+    data, _ = run(fail_calls={7, 8, 10, 11})
+    assert [r.ok for r in data.passes[0].records] == [False, False, True, False, False, True]
+    assert data.passes[0].records[0].error == "RuntimeError: failed call 7"
+    assert [r.ok for r in data.passes[1].records] == [True] * PROMPTS
+    with pytest.raises(BenchmarkAborted) as raised:
+        run(fail_calls={8, 9, 10})
+    assert str(raised.value) == "3 batches in a row failed; last: RuntimeError: failed call 10"
+
+
+def test_a_pass_whose_every_batch_fails_aborts_even_under_three():
+    with pytest.raises(BenchmarkAborted) as raised:
+        run(fail_calls={3, 4}, **{"scenario.num_samples": 2})  # warmup: calls 1 and 2
+    assert str(raised.value) == "every batch of pass 0 failed; last: RuntimeError: failed call 4"
+
+
+class OutOfMemoryBackend(WorkBackend):
+    def generate(self, batch, max_new_tokens=None):
+        if self.calls + 1 in self.fail_calls:
+            self.calls += 1
+            raise OutOfMemory("CUDA out of memory")
+        return super().generate(batch, max_new_tokens)
+
+
+@pytest.mark.parametrize(("fail", "prompts"), [({7, 8, 9}, PROMPTS), ({3, 4}, 2)])
+def test_running_out_of_memory_in_a_row_ends_as_out_of_memory(fail, prompts):
+    config = load_config(
+        "text_generation",
+        ["backend.model=x", "scenario.dataset_name=bundled", f"scenario.num_samples={prompts}",
+         "energy.idle_seconds=0"],
+    )  # fmt: skip
+    device = WorkDevice()
+    backend = OutOfMemoryBackend(device, fail)
+    with pytest.raises(OutOfMemory, match="CUDA out of memory"):
+        run_benchmark(config, backend_factory=lambda *_: backend, source_factory=lambda *_: device)
+
+
+def test_more_warmup_batches_than_batches_go_round_them():
+    data, _ = run(
+        fail_calls={5}, **{"scenario.warmup_pass": False, "scenario.warmup_runs": 3,
+                           "scenario.num_samples": 2}
+    )  # fmt: skip
+    assert [w.name for w in data.warmups] == ["warmup_0", "warmup_1", "warmup_2"]
+    assert data.passes[0].records[1].error == "RuntimeError: failed call 5"
