@@ -220,3 +220,11 @@ def test_a_model_the_compiler_fails_on_runs_eager_and_says_why(monkeypatch, capl
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"][-1] == (
         f"generation path: eager ({reason})"
     )
+
+
+def test_generate_on_the_compiled_path_fills_the_run_s_own_cache():
+    backend = loaded("backend.generation=compiled", "scenario.batch_size=2", NO_COMPILER)
+    (batch, *_) = backend.prepare(PROMPTS)
+    backend.generate(batch)
+    keys = backend._caches[2].layers[0].keys
+    assert keys.abs().sum() > 0  # the model wrote its keys there: the cache reached generate
