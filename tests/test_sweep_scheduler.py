@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -352,3 +353,28 @@ def test_a_sweep_says_what_it_found_left_by_an_earlier_one(tmp_path, caplog):
     assert {(r.name, r.status) for r in result.records} == {
         ("org_m1_Off", "ok"), ("org_m2_Off", "ok"),
     }  # fmt: skip
+
+
+def test_a_sweep_adopts_a_folder_of_the_earlier_spelling_and_logs_each_run_s_expected_time(
+    tmp_path, caplog
+):
+    configs = [single_config("org/na", reasoning_state="Off (N/A)"), single_config("org/m2")]
+    the_plans = plan_runs(configs, PlanOptions(image="img", software_id="fake"))
+    assert the_plans[0].name == "org_na_Off_N_A"
+    sweep(tmp_path, the_plans[:1], FakeRunner(seconds=0.6), cpu_slots(1))
+    layout = OutputLayout(tmp_path)
+    layout.run_dir("org_na_Off_N_A").rename(layout.run_dir("org_na_Off_NA"))  # as 1.x named it
+    with caplog.at_level("DEBUG", logger="orchestrator.execution.scheduler"):
+        result = sweep(tmp_path, the_plans, FakeRunner(seconds=0), cpu_slots(1), force=True)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0] == (
+        "org_na_Off_NA: renamed to org_na_Off_N_A, as the AI Energy Score scripts name it"
+    )
+    took = [m for m in messages if m.startswith("org_na_Off_N_A: ")]
+    assert took[0] == "org_na_Off_N_A: took 1 s"  # its last run's time (0.6 s) is known
+    estimated = [m for m in messages if m.startswith("org_m2_Off: ")]
+    assert re.fullmatch(r"org_m2_Off: estimated \d+ s", estimated[0])
+    assert {r.name: r.status for r in result.records} == {
+        "org_na_Off_N_A": "ok",
+        "org_m2_Off": "ok",
+    }
