@@ -59,3 +59,20 @@ def test_a_model_spread_over_devices_counts_its_modules_on_each():
     assert _placement(device_map) == {"cuda:0": 2, "cuda:1": 1, "cpu": 1, "disk": 1}
     assert _placement({"": "cuda:1"}) == {"cuda:1": 1}
     assert _placement(None) is None and _placement("auto") is None
+
+
+def test_the_backend_type_picks_the_backend():
+    from energy_bench.backends.pytorch import PyTorchBackend
+    from energy_bench.backends.serving import ServingBackend
+    from energy_bench.benchmark import make_backend
+    from energy_bench.config import load_config
+
+    served = load_config(
+        "text_generation",
+        ["backend.model=org/m", "backend.type=vllm", "backend.endpoint=http://127.0.0.1:9/v1"],
+    )
+    backend = make_backend(served.backend, served.scenario)
+    assert type(backend) is ServingBackend
+    assert (backend.cfg, backend.scenario) == (served.backend, served.scenario)
+    local = load_config("text_generation", ["backend.model=org/m", "backend.device=cpu"])
+    assert type(make_backend(local.backend, local.scenario)) is PyTorchBackend

@@ -11,7 +11,7 @@ import pytest
 from fakes import FakeBackend
 
 from energy_bench.backends.base import Batch, Generation
-from energy_bench.benchmark import RunData, run_benchmark
+from energy_bench.benchmark import PromptRecord, RunData, run_benchmark
 from energy_bench.config import load_config
 from energy_bench.energy.nvml import PowerSample
 from energy_bench.energy.sources import DeviceInfo
@@ -220,3 +220,58 @@ def test_more_warmup_batches_than_batches_go_round_them():
     )  # fmt: skip
     assert [w.name for w in data.warmups] == ["warmup_0", "warmup_1", "warmup_2"]
     assert data.passes[0].records[1].error == "RuntimeError: failed call 5"
+
+
+def test_each_prompt_s_record_says_where_it_ran_and_how_it_ended():
+    data, _ = run(fail_calls={8})  # the second prompt of the first measured pass
+    first, failed = data.passes[0].records[:2]
+    assert first == PromptRecord(0, 0, 0, 5, 10, 0.001, 0.0005, True, "")
+    assert failed.error == "RuntimeError: failed call 8"
+    assert (failed.repeat, failed.prompt_index, failed.batch_index) == (0, 1, 1)
+    assert (failed.prompt_tokens, failed.completion_tokens, failed.ttft_s, failed.ok) == (
+        6, 0, None, False,
+    )  # fmt: skip
+    assert 0 <= failed.latency_s < 1
+    assert [r.repeat for r in data.passes[2].records] == [2] * PROMPTS
+    assert [r.prompt_index for r in data.passes[2].records] == list(range(PROMPTS))
+
+
+class ServedBackend(WorkBackend):
+    """Batches of two prompts sent as requests of their own; chosen calls fail every request."""
+
+    def prepare(self, prompts):
+        self.device.energy_j += J_PREPARE
+        return [Batch((i, i + 1), None, (5, 6)) for i in range(0, len(prompts), 2)]
+
+    def generate(self, batch, max_new_tokens=None):
+        self.calls += 1
+        failing = self.calls in self.fail_calls
+        errors = (f"HTTP 503 ({self.calls}a)", f"HTTP 503 ({self.calls}b)") if failing else ()
+        return Generation((5, 6), (0, 0) if failing else (10, 10), 0.5, 0.1,
+                          latencies_s=(0.25, 0.5), ttfts_s=(0.1, 0.2), errors=errors)  # fmt: skip
+
+
+def test_a_served_batch_whose_every_request_failed_counts_as_a_failed_batch():
+    config = load_config(
+        "text_generation",
+        ["backend.model=x", "scenario.dataset_name=bundled", f"scenario.num_samples={PROMPTS}",
+         "energy.idle_seconds=0", "scenario.repeats=1"],
+    )  # fmt: skip
+    device = WorkDevice()
+    # The warmup pass is calls 1 to 3 (three batches of two), the measured pass 4 to 6.
+    backend = ServedBackend(device, {4, 5})
+    data = run_benchmark(
+        config, backend_factory=lambda *_: backend, source_factory=lambda *_: device
+    )
+    records = data.passes[0].records
+    assert [r.error for r in records[:4]] == [
+        "HTTP 503 (4a)",
+        "HTTP 503 (4b)",
+        "HTTP 503 (5a)",
+        "HTTP 503 (5b)",
+    ]
+    assert records[4] == PromptRecord(0, 4, 2, 5, 10, 0.25, 0.1, True, "")
+    backend = ServedBackend(WorkDevice(), {4, 5, 6})
+    with pytest.raises(BenchmarkAborted) as raised:
+        run_benchmark(config, backend_factory=lambda *_: backend, source_factory=lambda *_: device)
+    assert str(raised.value) == "3 batches in a row failed; last: HTTP 503 (6b)"
