@@ -275,3 +275,20 @@ def test_a_served_batch_whose_every_request_failed_counts_as_a_failed_batch():
     with pytest.raises(BenchmarkAborted) as raised:
         run_benchmark(config, backend_factory=lambda *_: backend, source_factory=lambda *_: device)
     assert str(raised.value) == "3 batches in a row failed; last: HTTP 503 (6b)"
+
+
+def test_a_backend_that_loses_a_prompt_s_answer_fails_the_run_not_the_count():
+    class Losing(ServedBackend):
+        def generate(self, batch, max_new_tokens=None):
+            self.calls += 1
+            return Generation((5,), (10,), 0.5, 0.1)  # one answer for a batch of two
+
+    config = load_config(
+        "text_generation",
+        ["backend.model=x", "scenario.dataset_name=bundled", "scenario.num_samples=2",
+         "energy.idle_seconds=0", "scenario.repeats=1"],
+    )  # fmt: skip
+    device = WorkDevice()
+    backend = Losing(device)
+    with pytest.raises(ValueError, match="zip"):
+        run_benchmark(config, backend_factory=lambda *_: backend, source_factory=lambda *_: device)
