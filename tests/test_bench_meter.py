@@ -408,3 +408,49 @@ def test_a_window_as_a_dict_names_every_figure():
     }  # fmt: skip
     assert (m.trace_mismatch, m.foreign_process) == (True, True)
     assert replace(m, duration_s=0.0).average_power_w == 0.0
+
+
+def test_samples_are_labelled_with_the_innermost_open_window_then_idle():
+    devices = Devices([100.0], counter_update_s=0)
+    meter = scripted_meter(devices)
+    devices.run(0.25)
+    with meter.window("outer"):
+        devices.run(0.25, [200.0])
+        with meter.window("inner"):
+            devices.run(0.25, [300.0])
+        devices.run(0.25, [400.0])
+    devices.run(0.25, [500.0])
+    labels = sorted({(row.window, row.power_w) for row in meter.trace()}, key=lambda x: x[1])
+    assert labels == [
+        ("idle", 100.0), ("outer", 200.0), ("inner", 300.0), ("outer", 400.0), ("idle", 500.0),
+    ]  # fmt: skip
+
+
+def test_the_window_deviation_is_the_device_furthest_off_with_its_sign():
+    devices = Devices([100.0, 100.0], counter_update_s=0)
+    devices.trace_factor = [0.97, 1.02]  # the trace shows 3 % less on one, 2 % more on the other
+    meter = scripted_meter(devices)
+    devices.run(1.0)  # the clock starts away from zero: the window's own times count
+    with meter.window("work") as w:
+        devices.run(2.0)
+    m = w.measurement
+    assert m.device_trace_deviation == (pytest.approx(-0.03), pytest.approx(0.02))
+    assert m.trace_deviation == pytest.approx(-0.03)
+    assert m.trace_energy_j == pytest.approx(194.0 + 204.0)
+    assert not m.trace_mismatch
+
+
+def test_a_device_that_used_under_a_joule_is_still_checked_and_none_is_not_a_reset():
+    devices = Devices([0.25, 100.0], counter_update_s=0)
+    devices.trace_factor = [1.1, 1.0]
+    meter = scripted_meter(devices)
+    with meter.window("work") as w:
+        devices.run(2.0)
+    m = w.measurement
+    assert m.device_energy_j == (0.5, 200.0)
+    assert m.device_trace_deviation[0] == pytest.approx(0.1)  # 0.5 J is a figure, not nothing
+    assert not m.counter_reset
+    devices.watts = [0.0, 100.0]  # a device that used nothing: not a reset either
+    with meter.window("idle_gpu") as w:
+        devices.run(1.0)
+    assert w.measurement.device_energy_j[0] == 0.0 and not w.measurement.counter_reset
