@@ -198,7 +198,7 @@ def table(statuses: dict[str, str], modules: list[str], markdown: bool) -> tuple
         total.update(c)
         rows.append((path, *_figures(c)))
     rows.append(("all", *_figures(total)))
-    score = _score(total)
+    score = _score(total) or 0.0
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
@@ -212,16 +212,20 @@ def table(statuses: dict[str, str], modules: list[str], markdown: bool) -> tuple
     return "\n".join(lines), score
 
 
-def _score(c: Counter) -> float:
+def _score(c: Counter) -> float | None:
     """Killed (timeouts too) over the mutants checked so far that are not equivalent."""
     tested = c["mutants"] - c["equivalent"] - c["skipped"] - c["not checked"]
-    return (c["killed"] + c["timeout"]) / tested if tested else 1.0
+    return (c["killed"] + c["timeout"]) / tested if tested else None
+
+
+def _percent(score: float | None) -> str:
+    return "-" if score is None else f"{100 * score:.1f} %"
 
 
 def _figures(c: Counter) -> tuple:
     return (
         c["mutants"], c["killed"], c["survived"], c["no tests"], c["timeout"],
-        c["equivalent"], c["not checked"], f"{100 * _score(c):.1f} %",
+        c["equivalent"], c["not checked"], _percent(_score(c)),
     )  # fmt: skip
 
 
