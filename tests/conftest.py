@@ -9,6 +9,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CONTAINER = ROOT / "container"
 TINY_MODEL = ROOT / "examples" / "tiny-model"
 TINY_EOS_MODEL = ROOT / "examples" / "tiny-eos-model"  # stops at once unless min_new_tokens
+TINY_PIPELINE = (
+    ROOT / "examples" / "tiny-image-pipeline"
+)  # a FLUX-architecture text-to-image pipeline
 
 
 def _has_nvidia_gpu() -> bool:

@@ -96,8 +96,8 @@ def test_bad_overrides_are_clear(override, message):
 def test_model_is_required_and_config_name_checked():
     with pytest.raises(BenchConfigError, match=r"backend\.model is required"):
         load_config("text_generation")
-    with pytest.raises(BenchConfigError, match="known: text_generation"):
-        load_config("image_generation", ["backend.model=x"])
+    with pytest.raises(BenchConfigError, match="known: image_generation, text_generation"):
+        load_config("speech_generation", ["backend.model=x"])
 
 
 def test_harmony_needs_an_effort():

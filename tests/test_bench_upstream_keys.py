@@ -10,7 +10,7 @@ import io
 import json
 import shutil
 from contextlib import redirect_stdout
-from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 import torch
@@ -18,6 +18,7 @@ from conftest import TINY_MODEL
 from fakes import FakeBackend
 
 from energy_bench import contract
+from energy_bench.backends import placement
 from energy_bench.backends.pytorch import PyTorchBackend
 from energy_bench.benchmark import run_benchmark
 from energy_bench.cli import check_overrides
@@ -99,13 +100,8 @@ def test_device_ids_that_are_not_gpu_indices_are_refused(value):
 
 
 def devices(*, visible: int, num_gpus: int, ids=None, device="auto"):
-    """The devices ``PyTorchBackend`` picks on a host with ``visible`` GPUs (none: the CPU)."""
-    backend = object.__new__(PyTorchBackend)
-    backend._torch = SimpleNamespace(
-        cuda=SimpleNamespace(is_available=lambda: visible > 0, device_count=lambda: visible),
-        device=torch.device,
-    )
-    backend.cfg = BackendConfig(
+    """The devices a backend picks on a host with ``visible`` GPUs (none: the CPU)."""
+    cfg = BackendConfig(
         model="m",
         processor=None,
         torch_dtype="bfloat16",
@@ -116,7 +112,11 @@ def devices(*, visible: int, num_gpus: int, ids=None, device="auto"):
         generation="auto",
         device_ids=ids,
     )
-    return [str(d) for d in backend._devices()]
+    with (
+        mock.patch.object(torch.cuda, "is_available", lambda: visible > 0),
+        mock.patch.object(torch.cuda, "device_count", lambda: visible),
+    ):
+        return [str(d) for d in placement.devices_for(cfg)]
 
 
 def test_device_ids_pick_the_run_gpus_in_the_order_given_among_the_visible():

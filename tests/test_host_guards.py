@@ -236,15 +236,15 @@ def test_dry_run_prints_each_run_with_its_class_gpus_budget_and_status(
     text = capsys.readouterr().out
     rows = plan_table(text)
     got = {name: cells[1:] for name, cells in rows.items()}
-    image_skip = "skip: task image_gen is not supported by the benchmark yet (text_gen only)"
     assert got == {
-        "org_alpha_Off": ["A", "1", "10", "to run"],
-        "org_beta_On": ["B", "1", "1-64", "to run"],
-        "org_gamma_Off": ["C", "2", "10", "to run"],
-        "org_delta_Off": ["C", "4", "10", "skip: needs 4 GPUs; 3 usable on this host"],
-        "org_pics_NA": ["-", "1", "-", image_skip],
+        "org_alpha_Off": ["A", "1", "10 tokens", "to run"],
+        "org_beta_On": ["B", "1", "1-64 tokens", "to run"],
+        "org_gamma_Off": ["C", "2", "10 tokens", "to run"],
+        "org_delta_Off": ["C", "4", "10 tokens", "skip: needs 4 GPUs; 3 usable on this host"],
+        # an image row of no known family: the pipeline its model_index.json names
+        "org_pics_NA": ["-", "1", "1024x1024, 30 steps", "to run"],
     }
-    assert "plan: 3 to run, 0 complete, 2 skipped" in text
+    assert "plan: 4 to run, 0 complete, 1 skipped" in text
     # The busy GPU is left out of the pool.
     slots = "slots: GPU 0 (GPU-aaaa), GPU 1 (GPU-bbbb), GPU 2 (GPU-dddd)"
     assert f"runner local, image {DEFAULT_IMAGE}, {slots}" in text
@@ -259,7 +259,7 @@ def test_dry_run_prints_each_run_with_its_class_gpus_budget_and_status(
     assert main(*argv) == 0
     text = capsys.readouterr().out
     assert plan_table(text)["org_alpha_Off"][-1] == "complete (resume skips it)"
-    assert "plan: 2 to run, 1 complete, 2 skipped" in text
+    assert "plan: 3 to run, 1 complete, 1 skipped" in text
     assert main(*argv, "--force") == 0
     assert plan_table(capsys.readouterr().out)["org_alpha_Off"][-1] == "to run"
 
@@ -271,7 +271,7 @@ def test_dry_run_uses_only_the_gpus_named(in_process, tmp_path, capsys, monkeypa
     assert main(*base, "--dry-run", "--gpus", "3,GPU-AAAA") == 0
     text = capsys.readouterr().out
     assert "slots: GPU 0 (GPU-dddd), GPU 1 (GPU-aaaa)\n" in text
-    assert plan_table(text)["org_gamma_Off"][2:] == ["2", "10", "to run"]
+    assert plan_table(text)["org_gamma_Off"][2:] == ["2", "10 tokens", "to run"]
     assert main(*base, "--dry-run", "--gpus", "3") == 0
     assert "needs 2 GPUs; 1 usable" in capsys.readouterr().out
     assert main(*base, "--dry-run", "--gpus", "2") == 2  # only a busy one
@@ -332,8 +332,9 @@ def test_the_dry_run_warns_without_a_token_naming_only_hub_models_that_will_run(
     assert main(*argv) == 0
     (warning,) = [m for m in caplog.messages if "token" in m]
     assert "no Hugging Face token" in warning and "401/403" in warning
-    assert warning.endswith(": org/alpha")  # not complete, not skipped, not a local folder
-    assert "1 Hub model " in warning
+    # not complete, not skipped, not a local folder (the image row runs too)
+    assert warning.endswith(": org/alpha, org/pics")
+    assert "2 Hub models " in warning
     plan = plan_table(capsys.readouterr().out)
     assert plan["org_huge-400B_Off"][-1].startswith("skip: needs ~745 GiB")
     assert plan["org_done_Off"][-1] == "complete (resume skips it)"

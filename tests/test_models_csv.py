@@ -308,9 +308,12 @@ def test_bad_row_budgets(tmp_path, cell):
 
 def test_demo_csv_parses():
     configs = read_models_csv(ROOT / "examples" / "demo_models.csv")
-    assert [c.reasoning_state.value for c in configs] == ["Off", "On", "Off (N/A)"]
-    assert {c.model_id for c in configs} == {str(ROOT / "examples" / "tiny-model")}
+    assert [c.reasoning_state.value for c in configs] == ["Off", "On", "Off (N/A)", ""]
+    assert [c.task.value for c in configs] == ["text_gen"] * 3 + ["image_gen"]
+    assert {c.model_id for c in configs[:3]} == {str(ROOT / "examples" / "tiny-model")}
+    assert configs[3].model_id == str(ROOT / "examples" / "tiny-image-pipeline")
     assert configs[1].max_new_tokens == 32
+    assert configs[3].max_new_tokens is None and configs[3].model_class is None
 
 
 def test_filters_take_the_ai_energy_score_positional_order():

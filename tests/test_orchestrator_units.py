@@ -23,7 +23,7 @@ from orchestrator.execution.spec import (
     filesystem_cause,
 )
 from orchestrator.models.csv_reader import single_config
-from orchestrator.planning.plan import PlanOptions, plan_runs
+from orchestrator.planning.plan import PlanOptions, Serving, plan_runs
 from orchestrator.secrets import HfToken, Redactor, find_hf_token
 from orchestrator.store.lock import output_lock
 from orchestrator.store.master import AI_ENERGY_SCORE_COLUMNS, rebuild_master
@@ -234,12 +234,19 @@ class _Quiet:
     def stop(self): ...
 
 
-def test_image_rows_are_planned_as_skipped(tmp_path):
+def test_image_rows_are_planned_as_image_runs_on_one_gpu(tmp_path):
     image = single_config(
         "black-forest-labs/FLUX.1-dev", reasoning_state="", model_class="", task="image_gen"
     )
-    (plan,) = plan_runs([image], options())
-    assert "not supported" in plan.skip_reason
+    (plan,) = plan_runs([image], options(class_c_gpus=4))
+    assert plan.skip_reason == "" and plan.is_image and plan.gpus_needed == 1
+    assert plan.config_name == "image_generation"
+    assert plan.overrides == (
+        "backend.model=black-forest-labs/FLUX.1-dev",
+        "backend.pipeline=FluxPipeline",
+    )  # no reasoning, no token budget
+    served = plan_runs([image], options(serving=Serving("http://127.0.0.1:8000/v1")))[0]
+    assert served.skip_reason.startswith("a served run measures text generation only")
 
 
 def _run(out, name, *, status="ok", energy_wh=0.5, ok_prompts=100, duration=12.5, **figures):
@@ -382,9 +389,9 @@ def test_is_complete_needs_same_id_ok_status_and_report(tmp_path):
 
 def test_skipped_record_carries_the_reason():
     image = single_config("org/img", reasoning_state="", model_class="", task="image_gen")
-    (plan,) = plan_runs([image], options())
+    (plan,) = plan_runs([image], options(serving=Serving("http://127.0.0.1:8000/v1")))
     record = skipped_record(plan, ExecOptions(out_dir=Path("."), image="i"), plan.skip_reason)
-    assert record.status == "skipped" and "not supported" in record.error_message
+    assert record.status == "skipped" and "text generation only" in record.error_message
 
 
 class _Finishing:

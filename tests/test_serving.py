@@ -94,7 +94,7 @@ def files(out: Path, name: str) -> set[str]:
 @pytest.mark.slow
 def test_the_demo_served_writes_what_the_pytorch_backend_writes(tmp_path, server):
     local, served = tmp_path / "local", tmp_path / "served"
-    demo = ("--csv", "examples/demo_models.csv", "-n", "3")
+    demo = ("--csv", "examples/demo_models.csv", "-n", "3", "--task", "text_gen")
     done = sweep(*demo, "--output-dir", str(local))
     assert done.returncode == 0, done.stderr[-2000:]
     done = sweep(*demo, "--output-dir", str(served), "--backend", "vllm", "--endpoint", server)
@@ -144,7 +144,7 @@ def test_an_endpoint_that_does_not_answer_fails_each_run_clearly_and_the_sweep_g
     out = tmp_path / "out"
     done = sweep(
         "--csv", "examples/demo_models.csv", "--output-dir", str(out), "-n", "2",
-        "--backend", "vllm", "--endpoint", url, "--retries", "0",
+        "--task", "text_gen", "--backend", "vllm", "--endpoint", url, "--retries", "0",
     )  # fmt: skip
     assert done.returncode == 1, done.stderr[-2000:]
     records = [

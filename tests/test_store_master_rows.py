@@ -49,6 +49,8 @@ def test_a_successful_run_s_row_holds_its_record_and_its_report_figures():
         "reasoning_requested_control": "chat_template_kwarg",
         "reasoning_note": "state On by the table; kwarg applied",
         "generation_path": "compiled",
+        "images": None, "images_per_second": None, "image_pipeline": None,
+        "image_protocol": None,  # a text run's: empty
     }  # fmt: skip
     assert set(row_of(RECORD, done)) == set(COLUMNS)
     assert row_of(RECORD, done)["total_duration_seconds"] == 10.0  # the report's pass time

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY_MODEL
+from conftest import ROOT, TINY_MODEL, TINY_PIPELINE
 
 from orchestrator.execution.runners.docker import LABEL_MANAGED
 from orchestrator.store.master import AI_ENERGY_SCORE_COLUMNS
@@ -80,7 +80,7 @@ def test_docker_sweep_resume_force(tmp_path, docker_image, no_leftover_container
             f'{TINY_MODEL},1,A,text_gen,On,"max_new_tokens: 12"',
             f"{TINY_MODEL},2,A,text_gen,Off (N/A),",
             "nobody/no-such-model,3,A,text_gen,Off,",  # offline: fails to load, alone
-            f"{TINY_MODEL},3,,image_gen,,",  # not supported: skipped
+            f'{TINY_PIPELINE},3,,image_gen,,"height: 256\nwidth: 256\nsave_images: 2"',
         ],
     )
     out = tmp_path / "out"
@@ -113,7 +113,13 @@ def test_docker_sweep_resume_force(tmp_path, docker_image, no_leftover_container
         "model_load_error",
     )
     assert float(failed["total_duration_seconds"]) > 0
-    assert by_name["tiny-model_NA"]["status"] == "skipped"
+    image = by_name["tiny-image-pipeline_NA"]  # an image run, in the same image
+    assert image["status"] == "ok" and image["task"] == "image_gen"
+    assert int(image["images"]) == int(image["successful_prompts"]) == 4
+    assert image["image_pipeline"] == "FluxPipeline" and image["total_tokens"] == ""
+    assert image["image_protocol"].startswith("30 steps, 256x256, guidance 3.5")
+    kept = out / "individual_runs" / "tiny-image-pipeline_NA" / "images"
+    assert sorted(p.name for p in kept.iterdir()) == ["image_0000.png", "image_0001.png"]
     ok = by_name["tiny-model_Off"]
     assert float(ok["wh_per_1000_queries"]) == pytest.approx(
         float(ok["gpu_energy_wh"]) / int(ok["successful_prompts"]) * 1000
@@ -126,7 +132,7 @@ def test_docker_sweep_resume_force(tmp_path, docker_image, no_leftover_container
 
     second = subprocess.run(base, capture_output=True, text=True, env=ENV, timeout=400)
     assert second.returncode == 1
-    assert "3 ok (3 resumed)" in " ".join(second.stdout.split())
+    assert "4 ok (4 resumed)" in " ".join(second.stdout.split())
     _, rows2 = master_rows(out)
     assert len(rows2) == 5
     assert {r["timestamp"] for r in rows2 if r["status"] == "ok"} == {
@@ -234,11 +240,14 @@ def test_readme_cpu_default_sweep(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     _, rows = master_rows(out)
-    assert [r["status"] for r in rows] == ["ok", "ok", "ok"]
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok", "ok"]
     assert {r["runner"] for r in rows} == {"local"} or {r["runner"] for r in rows} == {"docker"}
     assert {r["energy_source"] for r in rows} <= {"estimate", "rapl", "nvml"}
-    assert (out / "report" / "leaderboard.html").is_file()  # made at the end of the sweep
-    assert len(list((out / "report" / "labels").glob("*.png"))) == 1  # one rating group: its best
+    assert [r["task"] for r in rows].count("image_gen") == 1
+    page = (out / "report" / "leaderboard.html").read_text()  # made at the end of the sweep
+    assert "tiny-image-pipeline_NA" in page and page.count('<img src="data:image/png') == 4
+    # two rating groups (text generation of class A, image generation): the best of each
+    assert len(list((out / "report" / "labels").glob("*.png"))) == 2
     on = next(r for r in rows if r["reasoning_state"] == "On")
     assert 3 <= int(on["total_completion_tokens"]) / int(on["total_prompts"]) <= 32
 

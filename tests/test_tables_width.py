@@ -82,7 +82,7 @@ def test_the_plan_at_80_columns_shows_every_run_name_and_skip_reason_whole(tmp_p
         assert squeeze(f"skip: {reason}") in joined(table["status"])
     assert_whole(table["class"], r"[ABC-]")
     assert_whole(table["GPUs"], r"\d+")
-    assert_whole(table["new tokens"], r"\d+(-\d+)?|-")
+    assert_whole(table["generates"], r"\d+(-\d+)? tokens|\d+x\d+, \d+ steps|-")
 
 
 def test_the_plan_shows_the_run_id_only_on_a_wide_console(tmp_path):
@@ -90,7 +90,7 @@ def test_the_plan_shows_the_run_id_only_on_a_wide_console(tmp_path):
     text = render_plan(tmp_path, 200)
     assert_fits(text, 200)
     table = columns(text)
-    assert list(table) == ["run", "run id", "class", "GPUs", "new tokens", "status"]
+    assert list(table) == ["run", "run id", "class", "GPUs", "generates", "status"]
     assert table["run id"] == [p.run_id for p in sorted(PLANS, key=lambda p: p.config.priority)]
     assert len(table["run"]) == len(PLANS)  # wide: a line per run, nothing folded
 

@@ -1,9 +1,11 @@
 """One benchmark run: prompts, load, preprocess, idle baseline, compile, warmup, measured repeats.
 
-Each repeat is a full pass over every prompt, then a prefill pass over the same prompts (one new
-token each), measured as its own window: decode energy is the difference. ``run_benchmark``
-returns a ``RunData`` with every measurement; ``report.build_report`` turns it into the published
-figures. Failures inside a pass are counted; three failed batches in a row abort the run.
+Each repeat is a full pass over every prompt, then (text generation) a prefill pass over the same
+prompts (one new token each), measured as its own window: decode energy is the difference. An
+image run's repeat is its pass alone; it keeps the first ``scenario.save_images`` images.
+``run_benchmark`` returns a ``RunData`` with every measurement; ``report.build_report`` turns it
+into the published figures. Failures inside a pass are counted; three failed batches in a row
+abort the run.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class PromptRecord:
     ttft_s: float | None
     ok: bool
     error: str = ""
+    images: int = 0  # images made for the prompt (text generation: none)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class RunData:
     sampler_cpu_s: float = 0.0
     sampler_wall_s: float = 0.0
     wall_s: float = 0.0
+    images: list[object] = field(default_factory=list)  # the images kept, in prompt order
     provenance: dict[str, object] = field(default_factory=dict)
 
 
@@ -84,7 +88,8 @@ def _generate(
 ) -> Generation:
     """One batch generated, and the tokens it processed told to the source (an estimate counts)."""
     gen = backend.generate(batch, max_new_tokens)
-    source.add_work(sum(gen.prompt_tokens) + sum(gen.completion_tokens))
+    work = gen.work_tokens
+    source.add_work(sum(gen.prompt_tokens) + sum(gen.completion_tokens) if work is None else work)
     return gen
 
 
@@ -94,7 +99,13 @@ def _run_pass(
     batches: Sequence[Batch],
     repeat: int,
     max_new_tokens: int | None = None,
+    keep: list[object] | None = None,
+    keep_up_to: int = 0,
 ) -> list[PromptRecord]:
+    """Every batch generated once; failures counted, three in a row abort.
+
+    ``keep`` collects the images made, up to ``keep_up_to`` of them.
+    """
     records: list[PromptRecord] = []
     failures_in_a_row = 0
     last_error: Exception | None = None
@@ -112,10 +123,15 @@ def _run_pass(
             ]
         else:
             prompts = gen.per_prompt()
+            made = [1] * len(gen.images) or [0] * len(prompts)
             records += [
-                PromptRecord(repeat, i, number, p, c, latency, ttft, not error, error)
-                for i, (p, c, latency, ttft, error) in zip(batch.indices, prompts, strict=True)
+                PromptRecord(repeat, i, number, p, c, latency, ttft, not error, error, n)
+                for i, (p, c, latency, ttft, error), n in zip(
+                    batch.indices, prompts, made, strict=True
+                )
             ]
+            if keep is not None:
+                keep += gen.images[: max(keep_up_to - len(keep), 0)]
             if not prompts or not all(error for *_, error in prompts):
                 failures_in_a_row = 0
                 continue
@@ -167,11 +183,15 @@ def _warm_up(
 
 
 def make_backend(backend: BackendConfig, scenario: ScenarioConfig) -> InferenceBackend:
-    """The backend ``backend.type`` names: PyTorch here, or requests to a server."""
+    """The backend ``backend.type`` names: PyTorch here, requests to a server, or diffusers."""
     if backend.type == "vllm":
         from energy_bench.backends.serving import ServingBackend
 
         return ServingBackend(backend, scenario)
+    if backend.type == "diffusers":
+        from energy_bench.backends.diffusion import DiffusersBackend
+
+        return DiffusersBackend(backend, scenario)
     return PyTorchBackend(backend, scenario)
 
 
@@ -206,17 +226,21 @@ def run_benchmark(
         for r in range(s.repeats):
             built = backend.graphs_built()
             backend.seed(s.seed)
+            keep = s.image.save_images if s.image is not None and r == 0 else 0
             with meter.window(f"repeat_{r}") as measured:
-                records = _run_pass(backend, source, batches, r)
-            backend.seed(s.seed)
-            with meter.window(f"prefill_{r}") as prefill:
-                prefill_records = _run_pass(backend, source, batches, r, max_new_tokens=1)
+                records = _run_pass(backend, source, batches, r, keep=data.images, keep_up_to=keep)
+            prefill_window, prefill_records = None, []
+            if s.image is None:  # an image pipeline has no prefill to tell apart
+                backend.seed(s.seed)
+                with meter.window(f"prefill_{r}") as prefill:
+                    prefill_records = _run_pass(backend, source, batches, r, max_new_tokens=1)
+                prefill_window = prefill.measurement
             assert measured.measurement is not None
             data.passes.append(
                 PassResult(
                     measured.measurement,
                     tuple(records),
-                    prefill.measurement,
+                    prefill_window,
                     tuple(prefill_records),
                     backend.graphs_built() - built,
                 )

@@ -108,18 +108,23 @@ def _pin_cpus() -> list[int]:
 def check_overrides(config_name: str, config_dir: Path, lines: Iterable[str]) -> int:
     """Print, for each override set read, why the benchmark would refuse it ("" if it would not).
 
-    Returns ``CONFIG_ERROR`` when any set is refused. Nothing is loaded: the host calls this
-    before a sweep starts, so that a mistyped key stops everything instead of every run.
+    A set is a JSON array of ``key=value`` strings (for ``config_name``), or an object with the
+    array in ``overrides`` and its own ``config_name``. Returns ``CONFIG_ERROR`` when any set is
+    refused. Nothing is loaded: the host calls this before a sweep starts, so that a mistyped
+    key stops everything instead of every run.
     """
     refused = False
     for line in lines:
         if not line.strip():
             continue
         try:
-            overrides = json.loads(line)
-            if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+            given = json.loads(line)
+            name = config_name
+            if isinstance(given, dict):
+                name, given = str(given.get("config_name") or config_name), given.get("overrides")
+            if not isinstance(given, list) or not all(isinstance(o, str) for o in given):
                 raise BenchConfigError(f"not a JSON array of strings: {line.strip()[:80]}")
-            load_config(config_name, overrides, config_dir=config_dir)
+            load_config(name, given, config_dir=config_dir)
             problem = ""
         except (BenchConfigError, json.JSONDecodeError) as exc:
             problem, refused = str(exc), True
@@ -175,15 +180,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "measured passes: %d-%d new tokens): the server did not hold it",
                 s["budget_mismatches"], s["min_new_tokens"], s["max_new_tokens"],
             )  # fmt: skip
-        log.info(
-            "done: %d/%d prompts, %.4f Wh (%s), %.3f tokens/J, %.1f tokens/s",
-            s["successful_prompts"],
-            s["total_prompts"],
-            e["gpu_energy_wh"],
-            e["energy_source"],
-            e["tokens_per_joule"] or 0.0,
-            s["throughput_tokens_per_second"],
-        )
+        done = f"done: {s['successful_prompts']}/{s['total_prompts']} prompts, "
+        done += f"{e['gpu_energy_wh']:.4f} Wh ({e['energy_source']}), "
+        if report["images"] is not None:
+            done += f"{report['images']['images_per_second']:.3f} images/s"
+        else:
+            done += f"{e['tokens_per_joule'] or 0.0:.3f} tokens/J, "
+            done += f"{s['throughput_tokens_per_second']:.1f} tokens/s"
+        log.info("%s", done)
         return 0
     except KeyboardInterrupt as exc:
         code, error = ExitCode.INTERRUPTED, exc

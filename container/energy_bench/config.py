@@ -43,6 +43,9 @@ GENERATION_PATHS = ("auto", *contract.GENERATION_PATHS)  # auto: compiled on GPU
 EFFORTS = ("high", "medium", "low")
 BACKEND_TYPES = ("pytorch", "vllm")  # vllm: any OpenAI-compatible server, at backend.endpoint
 TASKS = ("text-generation", "text_generation")
+IMAGE_BACKEND = "diffusers"  # the text-to-image backend (configs/image_generation.yaml)
+IMAGE_TASKS = ("text-to-image", "image_generation")
+MAX_IMAGE_SIDE = 16_384  # pixels: beyond it, a typo (and no pipeline's latents fit)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ class BackendConfig:
     # The server's GPUs whose energy is measured (UUIDs or indices; None: every visible GPU).
     server_gpus: tuple[str, ...] | None = None
     request_timeout_s: float = 600.0
+    pipeline: str | None = None  # diffusers: the pipeline class (None: by family)
+    # diffusers: components the repository lacks, by name (HiDream's ``text_encoder_4``).
+    extras: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,21 @@ class ReasoningConfig:
     control: Control
     effort: str | None
     enable_thinking: bool | None = None  # given as such (upstream's key), beside the control
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    """How each image is made: the text-to-image protocol (every value goes into the result).
+
+    ``guidance_scale`` None is the pipeline's own default; ``save_images`` keeps the first N
+    images of the first measured pass as PNGs.
+    """
+
+    steps: int
+    height: int
+    width: int
+    guidance_scale: float | None
+    save_images: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,6 +118,7 @@ class ScenarioConfig:
     given: frozenset[str] = frozenset()
     truncation: bool = True  # cut a prompt too long for the context, else refuse the run
     concurrency: int = 1  # requests in flight at once (the serving backend)
+    image: ImageSettings | None = None  # text-to-image runs: the protocol (None: text)
 
 
 @dataclass(frozen=True)
@@ -197,7 +219,8 @@ def apply_overrides(defaults: Mapping[str, Any], overrides: Sequence[str]) -> di
         if not sep or not key:
             raise BenchConfigError(f"override {item!r} is not of the form key=value")
         value = _parse_value(text)
-        free = next((f for f in FREE_FORM if key.startswith(f + ".")), None)
+        # free-form below a key its config has (an image config has no generate_kwargs)
+        free = next((f for f in FREE_FORM if key.startswith(f + ".") and f in flat), None)
         want = type(flat.get(key)) if free is None else int if key in BUDGET_KEYS else None
         if want in (int, float) and not isinstance(value, bool) and not isinstance(value, want):
             number = _number(text, want)
@@ -368,10 +391,85 @@ def _batch_size(s: Mapping[str, Any], given: frozenset[str]) -> int:
     return alias
 
 
+def _image_backend(b: Mapping[str, Any]) -> BackendConfig:
+    _choice("backend.type", b["type"], (IMAGE_BACKEND,))
+    _choice("backend.task", b["task"], IMAGE_TASKS)
+    num_gpus = _whole("backend.num_gpus", b["num_gpus"], 1)
+    if num_gpus != 1:
+        raise BenchConfigError(f"backend.num_gpus={num_gpus}: an image pipeline runs on one GPU")
+    pipeline = b.get("pipeline")
+    return BackendConfig(
+        type=IMAGE_BACKEND,
+        model=str(b["model"]).strip(),
+        processor=None,
+        torch_dtype=_choice("backend.torch_dtype", b["torch_dtype"], DTYPES),
+        no_weights=bool(_flag("backend.no_weights", b["no_weights"], null=False)),
+        device=_choice("backend.device", b["device"], DEVICES),
+        num_gpus=1,
+        trust_remote_code=False,
+        generation=contract.GENERATION_DIFFUSION,
+        device_ids=_device_ids(b["device_ids"]),
+        pipeline=str(pipeline).strip() if pipeline else None,
+        extras={k: str(b[k]).strip() for k in contract.IMAGE_EXTRA_KEYS if b.get(k)},
+    )
+
+
+def _side(key: str, value: Any) -> int:
+    """An image side in pixels: a whole multiple of 16 (the latent patches of every family)."""
+    value = _whole(key, value, 16, " of pixels")
+    if value % 16 or value > MAX_IMAGE_SIDE:
+        raise BenchConfigError(f"{key}={value}: expected a multiple of 16 up to {MAX_IMAGE_SIDE}")
+    return value
+
+
+def _image_scenario(s: Mapping[str, Any], given: frozenset[str]) -> ScenarioConfig:
+    guidance = s["guidance_scale"]
+    if guidance is not None:
+        guidance = float(_at_least("scenario.guidance_scale", guidance, 0.0))
+    return ScenarioConfig(
+        dataset_name=str(s["dataset_name"]),
+        dataset_split=str(s["dataset_split"]),
+        text_column_name=str(s["text_column_name"]),
+        num_samples=_whole("scenario.num_samples", s["num_samples"], 1),
+        batch_size=_whole("scenario.batch_size", s["batch_size"], 1),
+        warmup_pass=False,
+        warmup_runs=_whole("scenario.warmup_runs", s["warmup_runs"], 0),
+        repeats=_whole("scenario.repeats", s["repeats"], 1),
+        seed=s["seed"],
+        reasoning=ReasoningConfig(enabled=None, control="none", effort=None),
+        max_new_tokens=0,
+        min_new_tokens=0,
+        given=frozenset(k for k in given if k.startswith("scenario.")),
+        image=ImageSettings(
+            steps=_whole("scenario.num_inference_steps", s["num_inference_steps"], 1),
+            height=_side("scenario.height", s["height"]),
+            width=_side("scenario.width", s["width"]),
+            guidance_scale=guidance,
+            save_images=_whole("scenario.save_images", s["save_images"], 0),
+        ),
+    )
+
+
+def _energy(tree: Mapping[str, Any]) -> EnergyConfig:
+    e = tree["energy"]
+    sample_hz = _at_least("energy.sample_hz", float(e["sample_hz"]), 0.1)
+    if sample_hz > 100:
+        raise BenchConfigError(f"energy.sample_hz={sample_hz}: at most 100")
+    return EnergyConfig(
+        idle_seconds=_at_least("energy.idle_seconds", float(e["idle_seconds"]), 0.0),
+        sample_hz=sample_hz,
+        carbon_intensity_g_per_kwh=_at_least(
+            "carbon.intensity_g_per_kwh", float(tree["carbon"]["intensity_g_per_kwh"]), 0.0
+        ),
+    )
+
+
 def _build(name: str, tree: Mapping[str, Any], given: frozenset[str]) -> BenchConfig:
-    b, s, e = tree["backend"], tree["scenario"], tree["energy"]
+    b, s = tree["backend"], tree["scenario"]
     if not str(b["model"]).strip():
         raise BenchConfigError("backend.model is required (a Hub id or a local folder)")
+    if "num_inference_steps" in s:  # an image config (configs/image_generation.yaml)
+        return BenchConfig(name, _image_backend(b), _image_scenario(s, given), _energy(tree), tree)
     generate = dict(s.get("generate_kwargs") or {})
     max_new = _budget(BUDGET_KEYS[0], generate.pop("max_new_tokens"), 1)
     min_new = generate.pop("min_new_tokens", None)
@@ -379,9 +477,6 @@ def _build(name: str, tree: Mapping[str, Any], given: frozenset[str]) -> BenchCo
     if min_new > max_new:
         raise BenchConfigError(f"min_new_tokens={min_new} is above max_new_tokens={max_new}")
     reasoning = _reasoning(s)
-    sample_hz = _at_least("energy.sample_hz", float(e["sample_hz"]), 0.1)
-    if sample_hz > 100:
-        raise BenchConfigError(f"energy.sample_hz={sample_hz}: at most 100")
     return BenchConfig(
         name=name,
         backend=_backend(b),
@@ -403,13 +498,7 @@ def _build(name: str, tree: Mapping[str, Any], given: frozenset[str]) -> BenchCo
             truncation=bool(_flag("scenario.truncation", s["truncation"], null=False)),
             concurrency=_whole("scenario.concurrency", s["concurrency"], 1),
         ),
-        energy=EnergyConfig(
-            idle_seconds=_at_least("energy.idle_seconds", float(e["idle_seconds"]), 0.0),
-            sample_hz=sample_hz,
-            carbon_intensity_g_per_kwh=_at_least(
-                "carbon.intensity_g_per_kwh", float(tree["carbon"]["intensity_g_per_kwh"]), 0.0
-            ),
-        ),
+        energy=_energy(tree),
         raw=tree,
     )
 

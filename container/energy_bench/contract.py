@@ -9,6 +9,7 @@ prompts a run sends by default.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -52,6 +53,10 @@ DEFAULT_NUM_SAMPLES = 1000
 BUNDLED_PROMPTS_FILE = (
     Path(__file__).resolve().parent / "workload" / "data" / "bundled_prompts.jsonl"
 )
+
+
+# The bundled offline image prompts (field "prompt"): the fallback of text-to-image runs.
+BUNDLED_IMAGE_PROMPTS_FILE = BUNDLED_PROMPTS_FILE.with_name("bundled_image_prompts.jsonl")
 
 
 def bundled_prompt_count() -> int:
@@ -162,6 +167,61 @@ GENERATION_COMPILED = "compiled"  # a static cache and a compiled decode step (C
 GENERATION_SERVED = "served"  # requests to an OpenAI-compatible server (backend.type vllm)
 GENERATION_PATHS = (GENERATION_EAGER, GENERATION_COMPILED)
 """The paths a run can generate on, as ``report["generation_path"]`` names the one it used."""
+
+
+# --- image generation ------------------------------------------------------------------------
+IMAGE_CONFIG_NAME = "image_generation"  # configs/image_generation.yaml: text-to-image runs
+CONFIG_NAMES = {"text_gen": CONFIG_NAME, "image_gen": IMAGE_CONFIG_NAME}  # by the CSV's task
+GENERATION_DIFFUSION = "diffusion"  # an image pipeline's denoising loop (no tokens generated)
+IMAGES_DIR = "images"  # the PNGs a run keeps (scenario.save_images), in its results folder
+IMAGE_FILE_PATTERN = re.compile(r"image_\d{4,}\.png")
+
+
+def image_file(number: int) -> str:
+    """The file name of a run's ``number``-th kept image (from 0), in ``IMAGES_DIR``."""
+    return f"image_{number:04d}.png"
+
+
+MODEL_INDEX_FILE = "model_index.json"  # a pipeline's own file: its class and components
+
+
+class ImageFamily(NamedTuple):
+    """A text-to-image family: the pipeline class that loads it, and what its repository lacks.
+
+    ``extras`` are ``(component, default)``: a model the pipeline needs that is not in the
+    repository (HiDream's Llama text encoder, a gated model), named by ``backend.<component>``.
+    """
+
+    marker: str  # a lowercase substring of the model id
+    pipeline: str
+    extras: tuple[tuple[str, str], ...] = ()
+
+
+IMAGE_FAMILIES = (
+    ImageFamily(
+        "hidream", "HiDreamImagePipeline", (("text_encoder_4", "meta-llama/Llama-3.1-8B-Instruct"),)
+    ),
+    ImageFamily("qwen-image", "QwenImagePipeline"),
+    ImageFamily("flux", "FluxPipeline"),
+)
+IMAGE_EXTRA_KEYS = ("text_encoder_4",)  # every family's extras, as backend.<key>
+
+
+def image_family(model: str) -> ImageFamily | None:
+    """The family of ``model`` (a Hub id or a local pipeline folder), or None.
+
+    By the id first; a local folder of another name is known by its ``model_index.json``.
+    """
+    lowered = model.lower()
+    family = next((f for f in IMAGE_FAMILIES if f.marker in lowered), None)
+    if family is not None:
+        return family
+    index = Path(model) / MODEL_INDEX_FILE
+    try:
+        name = json.loads(index.read_text(encoding="utf-8")).get("_class_name")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return next((f for f in IMAGE_FAMILIES if f.pipeline == name), None)
 
 
 # --- CSV files, on both sides --------------------------------------------------------------------

@@ -28,7 +28,7 @@ from orchestrator.execution.gpus import server_gpus, usable
 from orchestrator.execution.runners.choice import hf_cache_for, make_runner
 from orchestrator.execution.scheduler import other_row
 from orchestrator.execution.slots import host_slots
-from orchestrator.models.config import ReasoningState
+from orchestrator.models.config import ReasoningState, Task
 from orchestrator.models.csv_reader import single_config
 from orchestrator.models.reasoning import load_formats
 from orchestrator.planning.checks import check_plans
@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
         help="On, Off, 'On (High)', ... (Off; or as scenario.reasoning=... overrides say)",
     )
     parser.add_argument("--class", dest="model_class", default="A", help="A, B or C (A)")
+    parser.add_argument(
+        "--task",
+        choices=[t.value for t in Task],
+        help="text_gen or image_gen (default: image_gen for a known image family or a local "
+        "pipeline folder, else text_gen)",
+    )
     parser.add_argument("--config-name", default=contract.CONFIG_NAME, help=argparse.SUPPRESS)
     add_common_options(parser)
     parser.add_argument(
@@ -127,17 +133,36 @@ def reasoning_from_overrides(
     return (asked if effort and not chosen.effort else state), tuple(rest)
 
 
+def task_of(model: str, config_name: str) -> str:
+    """The task of a model given on the command line, when ``--task`` does not say.
+
+    image_gen for a known image family or a local pipeline folder (or ``--config-name
+    image_generation``), else text_gen.
+    """
+    if config_name == contract.IMAGE_CONFIG_NAME or contract.image_family(model.strip()):
+        return Task.IMAGE_GEN.value
+    return Task.TEXT_GEN.value
+
+
 def run_cli(argv: Sequence[str]) -> int:
     """Entry point of ``batch_runner.py run``: 0 on success, 1 on a failed run."""
     args = _parser().parse_args(argv)
     setup_logging(args.verbose, args.quiet)
     check_common(args)
     check_serving(args)
-    state, overrides = reasoning_from_overrides(args.overrides, args.reasoning_state)
+    task = args.task or task_of(args.model, args.config_name)
+    if task == Task.IMAGE_GEN:  # no class, no reasoning: as an image row of the CSV
+        if args.reasoning_state:
+            raise RunnerError("--reasoning-state: an image_gen run has no reasoning")
+        state, overrides, model_class = "", tuple(args.overrides), ""
+    else:
+        state, overrides = reasoning_from_overrides(args.overrides, args.reasoning_state)
+        model_class = args.model_class
     config = single_config(
         args.model,
         reasoning_state=state,
-        model_class=args.model_class,
+        model_class=model_class,
+        task=task,
         formats=load_formats(args.reasoning_formats),
     )
     runner = make_runner(args.runner, args.image)

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from orchestrator.execution.scheduler import SweepResult, triage
 from orchestrator.execution.slots import Slot, describe
-from orchestrator.planning.plan import RunPlan
+from orchestrator.planning.plan import IMAGE_EXTRA_KEYS, IMAGE_SIDE, IMAGE_STEPS, RunPlan
 from orchestrator.store.master import collect_rows
 from orchestrator.store.paths import OutputLayout
 
@@ -59,7 +59,7 @@ PLAN_COLUMNS = (
     Col("run id", minor=True),
     Col("class"),
     Col("GPUs"),
-    Col("new tokens"),
+    Col("generates"),
     Col("status", text=True),
 )
 SUMMARY_COLUMNS = (
@@ -72,15 +72,43 @@ SUMMARY_COLUMNS = (
 )
 
 
-def _budget(plan: RunPlan) -> str:
+def _image_size(plan: RunPlan) -> str:
+    """An image run's size and steps, as its overrides set them (else the config's)."""
+    steps = plan.setting("scenario.num_inference_steps") or IMAGE_STEPS
+    width = plan.setting("scenario.width") or IMAGE_SIDE
+    return f"{width}x{plan.setting('scenario.height') or IMAGE_SIDE}, {steps} steps"
+
+
+def image_lines(plans: Sequence[RunPlan]) -> list[str]:
+    """A line per image run: its pipeline class, the components it adds, its protocol."""
+    lines = []
+    for plan in plans:
+        if not plan.is_image:
+            continue
+        pipeline = plan.setting("backend.pipeline") or "the class its model_index.json names"
+        extras = [
+            f"{key}={value}"
+            for key in IMAGE_EXTRA_KEYS
+            if (value := plan.setting(f"backend.{key}")) is not None
+        ]
+        guidance = plan.setting("scenario.guidance_scale") or "the pipeline's default"
+        lines.append(
+            f"{plan.name}: {pipeline}{''.join(f' + {e}' for e in extras)}; one image a prompt, "
+            f"{_image_size(plan)}, guidance {guidance}"
+        )
+    return lines
+
+
+def _generates(plan: RunPlan) -> str:
+    """What each prompt makes: its token budget, or an image's size and steps."""
     c = plan.config
+    if plan.is_image:
+        return _image_size(plan)
     if c.max_new_tokens is None:
         return "-"
-    return (
-        f"{c.max_new_tokens}"
-        if c.min_new_tokens == c.max_new_tokens
-        else f"{c.min_new_tokens}-{c.max_new_tokens}"
-    )
+    if c.min_new_tokens == c.max_new_tokens:
+        return f"{c.max_new_tokens} tokens"
+    return f"{c.min_new_tokens}-{c.max_new_tokens} tokens"
 
 
 def print_plan(
@@ -118,12 +146,14 @@ def print_plan(
                 plan.run_id,
                 plan.config.model_class or "-",
                 str(plan.gpus_needed if on_gpus else 0),
-                _budget(plan),
+                _generates(plan),
                 status,
             )
         )
     title = f"plan: {len(todo)} to run, {len(done)} complete, {len(skipped)} skipped"
     console.print(fit_table(console, title, PLAN_COLUMNS, rows))
+    for line in image_lines(plans):
+        console.print(line, highlight=False, markup=False)
     where = where or describe(slots)
     console.print(f"runner {runner_name}, image {args.image}, slots: {where}")
     return todo

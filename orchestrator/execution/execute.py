@@ -175,6 +175,7 @@ def _execute(
         | heartbeat.environment(),
         gpu_count=plan.gpus_needed,
         measures_server=plan.serving is not None,
+        config_name=plan.config_name,
     )
     started = now_iso()
     record = replace(
@@ -340,6 +341,10 @@ def adopt_attempt(layout: OutputLayout, name: str, attempt_dir: Path) -> None:
             os.replace(made, target)
         else:
             target.unlink(missing_ok=True)
+    images, kept = attempt_dir / contract.IMAGES_DIR, layout.images_dir(name)
+    shutil.rmtree(kept, ignore_errors=True)
+    if images.is_dir():
+        os.replace(images, kept)
     shutil.rmtree(attempt_dir, ignore_errors=True)
     with contextlib.suppress(OSError):  # only where no other attempt is kept
         attempt_dir.parent.rmdir()

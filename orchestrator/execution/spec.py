@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from energy_bench.contract import ExitCode, parse_error_line
+from energy_bench.contract import CONFIG_NAME, ExitCode, parse_error_line
 
 
 class Cause(StrEnum):
@@ -55,7 +55,8 @@ class RunSpec:
     the run gets: those of ``gpu_uuids`` where the sweep chose them, else the count an executor
     reserves elsewhere (a Ray cluster picks the node and its GPUs). ``measures_server``: the
     run sends its prompts to a server and reads the energy of ``gpu_uuids``, the server's GPUs,
-    without computing on them.
+    without computing on them. ``config_name`` is the benchmark config the run starts from
+    (``contract.CONFIG_NAMES``: text or image generation).
     """
 
     run_id: str
@@ -72,6 +73,7 @@ class RunSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     gpu_count: int = 0
     measures_server: bool = False
+    config_name: str = CONFIG_NAME
 
 
 @dataclass(frozen=True)

@@ -56,10 +56,12 @@ def check_local_models(plans: Sequence[RunPlan]) -> None:
 
 def check_benchmark_overrides(plans: Sequence[RunPlan], python: str = sys.executable) -> None:
     """The benchmark takes every planned run's overrides (one process checks them all)."""
-    sets = list(dict.fromkeys(p.overrides for p in plans if not p.skip_reason))
+    sets = list(dict.fromkeys((p.config_name, p.overrides) for p in plans if not p.skip_reason))
     if not sets:
         return
-    lines = "".join(json.dumps(list(s)) + "\n" for s in sets)
+    lines = "".join(
+        json.dumps({"config_name": name, "overrides": list(items)}) + "\n" for name, items in sets
+    )
     try:
         done = subprocess.run(
             [python, "-m", "energy_bench", contract.CHECK_FLAG],
@@ -80,9 +82,9 @@ def check_benchmark_overrides(plans: Sequence[RunPlan], python: str = sys.execut
     if len(answers) != len(sets):
         detail = (done.stderr.strip().splitlines() or ["no answer"])[-1]
         raise RunnerError(f"cannot check the overrides with {python}: {detail}")
-    for overrides, problem in zip(sets, answers, strict=True):
+    for (name, overrides), problem in zip(sets, answers, strict=True):
         if problem:
-            plan = next(p for p in plans if p.overrides == overrides)
+            plan = next(p for p in plans if (p.config_name, p.overrides) == (name, overrides))
             raise RunnerError(f"{_where(plan)}: the benchmark refuses its overrides: {problem}")
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from energy_bench import contract
 from orchestrator.models.config import ModelClass, ModelConfig, Task
 from orchestrator.planning.identity import (
     canonical_overrides,
@@ -22,10 +23,25 @@ DEFAULT_PROMPTS = 1000  # the benchmark's default scenario.num_samples
 LOAD_S = {ModelClass.A: 1800.0, ModelClass.B: 3600.0, ModelClass.C: 7200.0, None: 3600.0}
 TOKEN_S = {ModelClass.A: 0.1, ModelClass.B: 0.25, ModelClass.C: 0.5, None: 0.25}
 PROMPT_S = 2.0
+STEP_S = 4.0  # an image: the slowest a working run makes one denoising step (seconds)
 MAX_TIMEOUT_S = 30 * 24 * 3600.0  # 30 days: beyond it, a bound means nothing (and overflows)
 TRUE = ("true", "yes", "on", "1")  # how an override or setting spells a boolean
 FALSE = ("false", "no", "off", "0")
 SERVED_SUFFIX = "_served"  # a served run's folder: never the same as the model's local run
+# The keys an image row's Chat Template YAML may set, and the benchmark's keys they set.
+IMAGE_ROW_KEYS = {
+    "num_inference_steps": "scenario.num_inference_steps",
+    "height": "scenario.height",
+    "width": "scenario.width",
+    "guidance_scale": "scenario.guidance_scale",
+    "torch_dtype": "backend.torch_dtype",
+    "save_images": "scenario.save_images",
+    **{key: f"backend.{key}" for key in contract.IMAGE_EXTRA_KEYS},
+}
+IMAGE_EXTRA_KEYS = contract.IMAGE_EXTRA_KEYS
+IMAGE_STEPS = 30  # configs/image_generation.yaml's scenario.num_inference_steps
+IMAGE_WARMUP_RUNS = 2  # and its scenario.warmup_runs
+IMAGE_SIDE = 1024  # and its scenario.height and scenario.width
 
 
 @dataclass(frozen=True)
@@ -76,6 +92,12 @@ class RunPlan:
     read_only_paths: tuple[Path, ...]
     skip_reason: str = ""
     serving: Serving | None = None  # the run measures a server; it computes on no GPU itself
+    config_name: str = contract.CONFIG_NAME  # the benchmark config it starts from (by task)
+
+    @property
+    def is_image(self) -> bool:
+        """True for a text-to-image run."""
+        return self.config.task is Task.IMAGE_GEN
 
     def setting(self, key: str) -> str | None:
         """The value an override gives ``key`` (the last one wins), or None."""
@@ -96,8 +118,13 @@ class RunPlan:
         (the warmup pass and each repeat) at a floor of speed no working run falls below.
         """
         cls = self.config.model_class
-        budget = self.whole("scenario.generate_kwargs.max_new_tokens", 10)
         prompts = self.whole("scenario.num_samples", DEFAULT_PROMPTS)
+        if self.is_image:  # every image the same: the warmup is a few calls
+            images = self.whole("scenario.repeats", 1) * prompts
+            images += self.whole("scenario.warmup_runs", IMAGE_WARMUP_RUNS)
+            per_image = self.whole("scenario.num_inference_steps", IMAGE_STEPS) * STEP_S
+            return min(LOAD_S[cls] + images * per_image, MAX_TIMEOUT_S)
+        budget = self.whole("scenario.generate_kwargs.max_new_tokens", 10)
         warmup = (self.setting("scenario.warmup_pass") or "true").lower() not in FALSE
         passes = self.whole("scenario.repeats", 1) + warmup
         per_prompt = PROMPT_S + budget * TOKEN_S[cls]
@@ -114,8 +141,42 @@ def _bool(value: bool | None) -> str:
     return "null" if value is None else str(value)
 
 
+def _inputs(options: PlanOptions) -> list[str]:
+    """The overrides of the sweep's prompt count and prompts file."""
+    items = []
+    if options.num_prompts is not None:
+        items.append(f"scenario.num_samples={options.num_prompts}")
+    if options.prompts_file is not None:
+        items.append(f"scenario.dataset_name={options.prompts_file}")
+    return items
+
+
+def image_overrides(config: ModelConfig, options: PlanOptions) -> tuple[str, ...]:
+    """The benchmark's arguments for an image row: its pipeline class, extras and protocol.
+
+    The family's pipeline class and the components its repository lacks (HiDream's Llama) are
+    named here, so that the plan shows them; the row's Chat Template YAML may set the keys of
+    ``IMAGE_ROW_KEYS``.
+    """
+    params = config.chat_template_params
+    items = [f"backend.model={config.model_id}"]
+    family = contract.image_family(config.model_id)
+    if family is not None:
+        items.append(f"backend.pipeline={family.pipeline}")
+        items += [f"backend.{key}={params.get(key, default)}" for key, default in family.extras]
+    extras = {key for key, _ in family.extras} if family is not None else set()
+    items += [
+        f"{target}={params[key]}"
+        for key, target in IMAGE_ROW_KEYS.items()
+        if key in params and key not in extras
+    ]
+    return (*items, *_inputs(options), *options.extra_overrides)
+
+
 def benchmark_overrides(config: ModelConfig, options: PlanOptions) -> tuple[str, ...]:
     """The ``key=value`` arguments of the container benchmark for one config."""
+    if config.task is Task.IMAGE_GEN:
+        return image_overrides(config, options)
     d = config.reasoning
     items = [
         f"backend.model={config.model_id}",
@@ -130,10 +191,7 @@ def benchmark_overrides(config: ModelConfig, options: PlanOptions) -> tuple[str,
     if config.max_new_tokens is not None:
         items.append(f"scenario.generate_kwargs.max_new_tokens={config.max_new_tokens}")
         items.append(f"scenario.generate_kwargs.min_new_tokens={config.min_new_tokens}")
-    if options.num_prompts is not None:
-        items.append(f"scenario.num_samples={options.num_prompts}")
-    if options.prompts_file is not None:
-        items.append(f"scenario.dataset_name={options.prompts_file}")
+    items += _inputs(options)
     if options.serving is not None:
         items += options.serving.overrides()
     return (*items, *options.extra_overrides)  # the user's overrides come last and win
@@ -142,9 +200,11 @@ def benchmark_overrides(config: ModelConfig, options: PlanOptions) -> tuple[str,
 def gpus_for(config: ModelConfig, options: PlanOptions) -> int:
     """How many GPUs the run is given.
 
-    The row's own count if it names one; else one for class A and B, and ``--class-c-gpus``
-    for class C.
+    One for an image row; else the row's own count if it names one, one for class A and B,
+    and ``--class-c-gpus`` for class C.
     """
+    if config.task is Task.IMAGE_GEN:
+        return 1  # a pipeline runs on one GPU
     if config.num_gpus is not None:
         return config.num_gpus
     return options.class_c_gpus if config.model_class is ModelClass.C else 1
@@ -173,8 +233,8 @@ def plan_runs(
         if options.prompts_file is not None:
             paths.append(options.prompts_file)
         skip = ""
-        if config.task is not Task.TEXT_GEN:
-            skip = f"task {config.task.value} is not supported by the benchmark yet (text_gen only)"
+        if config.task is Task.IMAGE_GEN and options.serving is not None:
+            skip = "a served run measures text generation only (image_gen runs here)"
         plans.append(
             RunPlan(
                 config=config,
@@ -192,6 +252,7 @@ def plan_runs(
                 read_only_paths=tuple(paths),
                 skip_reason=skip,
                 serving=options.serving,
+                config_name=contract.CONFIG_NAMES[config.task.value],
             )
         )
     return plans

@@ -21,6 +21,7 @@ import pandas as pd
 
 from energy_bench import contract
 from orchestrator.reports import plots
+from orchestrator.reports.gallery import gallery_html
 from orchestrator.reports.ratings import Rated
 from orchestrator.store.files import write_atomic
 from orchestrator.store.paths import OutputLayout
@@ -180,6 +181,8 @@ tr.estimated td { background: #fff8e6; }
 td.stars { color: #e9a400; white-space: nowrap; }
 .pager { margin: 8px 0; font-size: 13px; } .pager input { width: 16em; }
 figure { margin: 24px 0; } .note { color: #555; font-size: 13px; }
+.gallery-run img { margin: 0 6px 6px 0; border: 1px solid #ccd; }
+.gallery-run h3 { font-size: 14px; margin: 12px 0 4px; }
 """
 
 
@@ -277,6 +280,7 @@ leaderboard.csv holds them all.</p></noscript>
 <table id="leaderboard"><thead><tr>{head}</tr></thead><tbody>
 {first_page}
 </tbody></table>
+{gallery_html(rated, output)}
 {figures}
 <script type="application/json" id="leaderboard-data">{_script_json(table_data)}</script>
 <script>{TABLE_SCRIPT}</script>

@@ -47,7 +47,8 @@ EXTRA_COLUMNS = (
     "recompiled", "gpu_count", "gpu_energy_j_each", "warmup", "batch_size", "config_hash",
     "attempts", "attempt_nodes", "run_wall_seconds", "log_path",
 )  # fmt: skip
-COLUMNS = AI_ENERGY_SCORE_COLUMNS + EXTRA_COLUMNS
+IMAGE_COLUMNS = ("images", "images_per_second", "image_pipeline", "image_protocol")
+COLUMNS = AI_ENERGY_SCORE_COLUMNS + EXTRA_COLUMNS + IMAGE_COLUMNS
 CORRUPT = "corrupt_result"
 # A cache made for other columns, other schemas, another layout or another version is not used.
 CACHE_KEY = (
@@ -117,6 +118,27 @@ def _report_columns(report: Mapping[str, Any]) -> dict[str, Any]:
         "reasoning_requested_control": _scalar(reasoning.get("requested_control")),
         "reasoning_note": _scalar(reasoning.get("note")) or "",
         "generation_path": _scalar(report.get("generation_path")),
+        **_image_columns(report.get("images")),
+    }
+
+
+def _image_columns(images: Any) -> dict[str, Any]:
+    """An image run's count, rate, pipeline class and protocol (steps, size, guidance).
+
+    Empty cells for a text run.
+    """
+    if not isinstance(images, Mapping):
+        return dict.fromkeys(IMAGE_COLUMNS)
+    protocol = (
+        f"{images.get('num_inference_steps')} steps, {images.get('resolution')}, "
+        f"guidance {images.get('guidance_scale')}"
+        + (" (CFG)" if images.get("classifier_free_guidance") else "")
+    )
+    return {
+        "images": _scalar(images.get("images")),
+        "images_per_second": _scalar(images.get("images_per_second")),
+        "image_pipeline": _scalar(images.get("pipeline")),
+        "image_protocol": protocol,
     }
 
 

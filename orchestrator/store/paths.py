@@ -89,6 +89,10 @@ class OutputLayout:
             raise ValueError(f"{file!r} is not a result file of the benchmark")
         return self.run_dir(name) / file
 
+    def images_dir(self, name: str) -> Path:
+        """The images run ``name`` kept (``scenario.save_images``), as PNG files."""
+        return self.run_dir(name) / contract.IMAGES_DIR
+
     def run_folders(self) -> list[Path]:
         """Every run folder, sorted by name."""
         try:

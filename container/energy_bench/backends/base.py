@@ -32,6 +32,9 @@ class Generation:
     A backend whose prompts run as requests of their own (a server) gives each prompt's latency
     and time to first token in ``latencies_s`` and ``ttfts_s``, and its error ("" when it
     succeeded) in ``errors``; empty, the batch's figures hold for every prompt.
+    An image pipeline gives each prompt's image in ``images``, and the tokens its denoiser
+    processed in ``work_tokens`` (what a work estimate counts; None: prompt and completion
+    tokens).
     """
 
     prompt_tokens: tuple[int, ...]
@@ -42,6 +45,8 @@ class Generation:
     latencies_s: tuple[float, ...] = ()
     ttfts_s: tuple[float | None, ...] = ()
     errors: tuple[str, ...] = ()
+    images: tuple[Any, ...] = ()
+    work_tokens: int | None = None
 
     def per_prompt(self) -> list[tuple[int, int, float, float | None, str]]:
         """(prompt tokens, completion tokens, latency, TTFT, error) of each prompt."""

@@ -18,6 +18,61 @@ log = logging.getLogger(__name__)
 HEADROOM = 0.9  # of each GPU's free memory for weights: the rest is for activations and cache
 
 
+def devices_for(cfg: Any) -> list[Any]:
+    """The torch devices a run computes on: ``backend.num_gpus`` GPUs, from ``device_ids``.
+
+    The CPU when asked for, or when no CUDA device is visible.
+    """
+    import torch
+
+    from energy_bench.errors import BenchConfigError
+
+    want = cfg.device
+    has_cuda = torch.cuda.is_available()
+    if want == "cuda" and not has_cuda:
+        raise BenchConfigError("backend.device=cuda but no CUDA device is visible")
+    if want == "cpu" or not has_cuda:
+        return [torch.device("cpu")]
+    count = torch.cuda.device_count()
+    wanted, ids = cfg.num_gpus, cfg.device_ids
+    if ids is None:
+        if wanted > count:
+            raise BenchConfigError(f"backend.num_gpus={wanted} but {count} GPU(s) are visible")
+        return [torch.device("cuda", i) for i in range(wanted)]
+    visible = [i for i in ids if i < count]
+    if len(visible) < wanted:
+        raise BenchConfigError(
+            f"backend.device_ids={','.join(map(str, ids))} names {len(visible)} of the "
+            f"{count} visible GPU(s), fewer than backend.num_gpus={wanted}"
+        )
+    if len(visible) < len(ids):
+        log.info("backend.device_ids: %d GPU(s) visible, the others ignored", count)
+    return [torch.device("cuda", i) for i in visible[:wanted]]
+
+
+def uuid_of(device: Any) -> str:
+    """A CUDA device's UUID as NVML spells it (``GPU-…``)."""
+    import torch
+
+    return "GPU-" + str(torch.cuda.get_device_properties(device).uuid)
+
+
+def software_and_devices(devices: Sequence[Any]) -> dict[str, Any]:
+    """Provenance every backend that computes here records: torch, transformers, the devices."""
+    import torch
+    import transformers
+
+    return {
+        "torch_version": torch.__version__,
+        "torch_cuda_version": torch.version.cuda,
+        "transformers_version": transformers.__version__,
+        "devices": [str(d) for d in devices],
+        "device_names": [
+            torch.cuda.get_device_name(d) if d.type == "cuda" else "cpu" for d in devices
+        ],
+    }
+
+
 def max_memory(devices: Sequence[Any]) -> dict[int, int]:
     """Memory the weights may take on each of the run's GPUs (and on no other device)."""
     import torch

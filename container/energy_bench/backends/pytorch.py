@@ -99,31 +99,10 @@ class PyTorchBackend:
         self._caches: dict[int, Any] = {}  # static caches by batch size, reused by every call
 
     def _devices(self) -> list[Any]:
-        torch = self._torch
-        want = self.cfg.device
-        has_cuda = torch.cuda.is_available()
-        if want == "cuda" and not has_cuda:
-            raise BenchConfigError("backend.device=cuda but no CUDA device is visible")
-        if want == "cpu" or not has_cuda:
-            return [torch.device("cpu")]
-        count = torch.cuda.device_count()
-        wanted, ids = self.cfg.num_gpus, self.cfg.device_ids
-        if ids is None:
-            if wanted > count:
-                raise BenchConfigError(f"backend.num_gpus={wanted} but {count} GPU(s) are visible")
-            return [torch.device("cuda", i) for i in range(wanted)]
-        visible = [i for i in ids if i < count]
-        if len(visible) < wanted:
-            raise BenchConfigError(
-                f"backend.device_ids={','.join(map(str, ids))} names {len(visible)} of the "
-                f"{count} visible GPU(s), fewer than backend.num_gpus={wanted}"
-            )
-        if len(visible) < len(ids):
-            log.info("backend.device_ids: %d GPU(s) visible, the others ignored", count)
-        return [torch.device("cuda", i) for i in visible[:wanted]]
+        return placement.devices_for(self.cfg)
 
     def _uuid(self, device: Any) -> str:
-        return "GPU-" + str(self._torch.cuda.get_device_properties(device).uuid)
+        return placement.uuid_of(device)
 
     @property
     def dtype(self) -> Any:
@@ -426,19 +405,11 @@ class PyTorchBackend:
         """The model goes with the process."""
 
     def provenance(self) -> dict[str, Any]:
-        import transformers
-
         torch = self._torch
         return {
             "backend": "pytorch",
             "generation": self.generation.to_dict(),
-            "torch_version": torch.__version__,
-            "torch_cuda_version": torch.version.cuda,
-            "transformers_version": transformers.__version__,
-            "devices": [str(d) for d in self.devices],
-            "device_names": [
-                torch.cuda.get_device_name(d) if d.type == "cuda" else "cpu" for d in self.devices
-            ],
+            **placement.software_and_devices(self.devices),
             "dtype": str(getattr(self.model, "dtype", self.cfg.torch_dtype)),
             "parameters": self.parameters,
             "attn_implementation": getattr(

@@ -94,8 +94,28 @@ def write_report_files(results_dir: Path, report: Mapping[str, Any]) -> None:
     _write_json(results_dir / contract.ENERGY_SUMMARY_FILE, summary)
 
 
+def write_images(results_dir: Path, images: Sequence[Any]) -> None:
+    """The images a run kept, as ``images/image_0000.png`` in prompt order (each one atomic)."""
+    if not images:
+        return
+    folder = results_dir / contract.IMAGES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, image in enumerate(images):
+        path = folder / contract.image_file(number)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                image.save(f, format="PNG")
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
 def write_measurement_files(results_dir: Path, data: RunData) -> None:
-    """The per-prompt table and the power trace."""
+    """The per-prompt table, the power trace and the images kept."""
+    write_images(results_dir, data.images)
     records = [asdict(r) for p in data.passes for r in p.records]
     header = list(records[0]) if records else ["repeat", "prompt_index", "ok"]
     write_atomic(

@@ -21,6 +21,18 @@ PREFILL_DECODE_SPLIT = (
     "in its own window; decode = full pass - prefill pass"
 )
 
+NO_SPLIT = "none: an image pipeline has no prefill and decode"
+TOKEN_SUMMARY_KEYS = (
+    "avg_time_to_first_token",
+    "total_tokens",
+    "total_prompt_tokens",
+    "total_completion_tokens",
+    "throughput_tokens_per_second",
+    "output_tokens_per_second",
+    "max_new_tokens",
+    "min_new_tokens",
+)
+
 
 def _pass_figures(p: PassResult, idle_power_w: float | None) -> dict[str, Any]:
     m = p.measurement
@@ -100,6 +112,21 @@ def _idle_power(data: RunData, device: int) -> float | None:
 def _mean(passes: list[dict[str, Any]], key: str) -> Any:
     values = [p[key] for p in passes if p[key] is not None]
     return statistics.fmean(values) if values else None
+
+
+def _image_figures(data: RunData, passes: list[dict[str, Any]]) -> dict[str, Any]:
+    """What an image run made: its protocol, images, images per second and per image latency."""
+    made = [sum(r.images for r in p.records if r.ok) for p in data.passes]
+    images = min(made, default=0)
+    duration = _mean(passes, "duration_s") or 0.0
+    protocol = data.backend.protocol()  # type: ignore[attr-defined]
+    return {
+        **protocol,
+        "images": images,
+        "images_per_second": images / duration if duration else 0.0,
+        "avg_latency_per_image_s": _mean(passes, "avg_latency_s"),
+        "saved_images": len(data.images),
+    }
 
 
 def _window(m: Measurement | None) -> dict[str, object] | None:
@@ -211,6 +238,14 @@ def build_report(data: RunData) -> dict[str, Any]:
         **data.provenance,
     }
     applied = data.backend.applied_reasoning
+    images = _image_figures(data, passes) if cfg.scenario.image is not None else None
+    if images is not None:  # no token is generated: token figures are not measured
+        for key in TOKEN_SUMMARY_KEYS:
+            summary[key] = None
+        energy["tokens_per_joule"] = energy["completion_tokens_per_joule"] = None
+        energy["prefill_wh"] = energy["decode_wh"] = None
+        energy["prefill_decode_split"] = NO_SPLIT
+        summary["warmup"] = f"{len(data.warmups)} pipeline calls"
     return {
         "schema_version": contract.SCHEMA_VERSION,
         "status": contract.STATUS_OK,
@@ -224,5 +259,6 @@ def build_report(data: RunData) -> dict[str, Any]:
         "reasoning": applied.to_dict() if applied else None,
         "reasoning_control": applied.applied_control if applied else "none",
         "generation_path": data.backend.generation_path,
+        "images": images,
         "provenance": provenance,
     }

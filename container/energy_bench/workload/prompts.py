@@ -16,6 +16,7 @@ from energy_bench.errors import BenchConfigError
 log = logging.getLogger(__name__)
 
 BUNDLED = contract.BUNDLED_PROMPTS_FILE
+BUNDLED_IMAGES = contract.BUNDLED_IMAGE_PROMPTS_FILE
 BUNDLED_NAME = "bundled"
 
 
@@ -87,6 +88,13 @@ def _read_hub(name: str, split: str, column: str) -> list[str]:
     return [str(t) for t in data[column]]
 
 
+def _bundled(scenario: ScenarioConfig) -> list[str]:
+    """The bundled set of the run's task: text prompts, or image prompts."""
+    if scenario.image is not None:
+        return _read_jsonl(BUNDLED_IMAGES, "prompt")
+    return _read_jsonl(BUNDLED, "text")
+
+
 def _hub_or_bundled(scenario: ScenarioConfig) -> tuple[list[str], str]:
     """The Hub dataset, else the bundled set.
 
@@ -102,7 +110,7 @@ def _hub_or_bundled(scenario: ScenarioConfig) -> tuple[list[str], str]:
             log.info("the Hub dataset %s is not read here; using the bundled prompt set", name)
         else:
             log.warning("Hub dataset %s unavailable (%s); using the bundled prompt set", name, exc)
-    return _read_jsonl(BUNDLED, "text"), BUNDLED_NAME
+    return _bundled(scenario), BUNDLED_NAME
 
 
 def load_prompts(scenario: ScenarioConfig) -> PromptSet:
@@ -111,7 +119,7 @@ def load_prompts(scenario: ScenarioConfig) -> PromptSet:
     column = scenario.text_column_name
     path = Path(name).expanduser()
     if name == BUNDLED_NAME:
-        texts, source = _read_jsonl(BUNDLED, "text"), BUNDLED_NAME
+        texts, source = _bundled(scenario), BUNDLED_NAME
     elif path.is_file():
         texts, source = _read_file(path, column), f"file:{path}"
     elif name.endswith((".csv", ".jsonl", ".txt")) or name.startswith(("/", "./", "../")):

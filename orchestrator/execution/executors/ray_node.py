@@ -149,10 +149,13 @@ def attempt(spec: RunSpec, expected: Expected, token: str | None) -> AttemptResu
             hf_cache_dir=hf_cache_for(runner, expected.hf_cache),
         )
         outcome = _run(runner, node_spec, token)
+        results = node_spec.results_dir
+        kept = sorted((results / contract.IMAGES_DIR).glob("*.png"))
         files = {
-            p.name: p.read_bytes()
-            for p in sorted(node_spec.results_dir.iterdir())
-            if p.is_file() and p.name in contract.RESULT_FILES
+            p.relative_to(results).as_posix(): p.read_bytes()
+            for p in [*sorted(results.iterdir()), *kept]
+            if p.is_file()
+            and (p.name in contract.RESULT_FILES or contract.IMAGE_FILE_PATTERN.fullmatch(p.name))
         }
         log = node_spec.log_path.read_bytes() if node_spec.log_path.exists() else b""
         return AttemptResult(replace(outcome, placement=here), files, log, started)

@@ -169,8 +169,10 @@ class RayRunner:
     def _write(spec: RunSpec, result: ray_node.AttemptResult) -> None:
         """The attempt's files and log where a run on this machine would have left them."""
         spec.results_dir.mkdir(parents=True, exist_ok=True)
-        for name, data in result.files.items():
-            (spec.results_dir / name).write_bytes(data)
+        for name, data in result.files.items():  # result files, and images/ (kept images)
+            path = spec.results_dir / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with spec.log_path.open("ab") as log_file:
             log_file.write(f"# ran on {result.outcome.placement}\n".encode())

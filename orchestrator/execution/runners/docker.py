@@ -130,7 +130,13 @@ class DockerRunner:
         network = {"network_mode": "host"} if spec.measures_server else {}
         return {
             "image": spec.image,
-            "command": ["--results-dir", contract.CONTAINER_RESULTS_DIR, *spec.overrides],
+            "command": [
+                "--config-name",
+                spec.config_name,
+                "--results-dir",
+                contract.CONTAINER_RESULTS_DIR,
+                *spec.overrides,
+            ],
             "user": self.user,
             "shm_size": "1g",
             "environment": environment,

@@ -86,6 +86,8 @@ class LocalRunner:
             self.python,
             "-m",
             "energy_bench",
+            "--config-name",
+            spec.config_name,
             "--results-dir",
             str(spec.results_dir),
             *spec.overrides,
