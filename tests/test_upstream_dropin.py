@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, TINY_MODEL
+from conftest import ROOT, TINY_MODEL, TINY_PIPELINE
 
 from model_config_parser import CsvNotFound, ModelConfigParser
 from orchestrator.commands.run import reasoning_from_overrides
@@ -337,6 +337,27 @@ def test_run_docker_takes_num_samples_as_upstream(tmp_path):
     assert report["summary"]["total_prompts"] == 2
     (log,) = (out / "logs").glob("tiny-model_Off_*.log")
     assert len(log.stem.removeprefix("tiny-model_Off_")) == len("YYYYmmdd_HHMMSS")
+
+
+@pytest.mark.slow
+def test_run_docker_takes_the_image_config_as_an_image_run(tmp_path):
+    out = tmp_path / "out"
+    command = [
+        "bash", str(ROOT / "container" / "run_docker.sh"), "-n", "2",
+        "--config-name", "image_generation", f"backend.model={TINY_PIPELINE}",
+        "--runner", "local", "--output-dir", str(out), "scenario.height=64", "scenario.width=64",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHON": sys.executable, **OFFLINE}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(
+        (out / "individual_runs" / "tiny-image-pipeline_NA" / "benchmark_report.json").read_text()
+    )
+    assert report["images"]["images"] == 2 and report["config_name"] == "image_generation"
+    command[command.index("image_generation")] = "speech_generation"
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+    assert refused.returncode == 2
+    assert "expected text_generation or image_generation" in refused.stderr
 
 
 def test_a_mismatch_reaches_the_record_the_master_csv_and_the_leaderboard(tmp_path):
