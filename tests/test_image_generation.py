@@ -200,26 +200,39 @@ def test_a_model_of_no_known_family_has_none(tmp_path):
     assert contract.image_family(str(tmp_path)) is None
 
 
-def test_the_bundled_flux_shape_has_flux_1_dev_s_parameters():
+BUNDLED_SHAPES = {
+    "FluxPipeline": {  # FLUX.1-dev
+        "transformer": 11_901_408_320,
+        "text_encoder_2": 4_762_310_656,  # T5-XXL's encoder
+        "text_encoder": 123_060_480,  # CLIP ViT-L/14's text model
+        "vae": 83_819_683,
+    },
+    "QwenImagePipeline": {  # Qwen-Image
+        "transformer": 20_430_401_088,
+        "text_encoder": 8_292_166_656,  # Qwen2.5-VL-7B-Instruct, its vision tower included
+        "vae": 126_892_531,
+    },
+}
+
+
+@pytest.mark.parametrize("pipeline", sorted(BUNDLED_SHAPES))
+def test_a_bundled_shape_has_its_model_s_parameters(pipeline):
     import diffusers
 
+    assert sorted(p.name for p in SHAPES_DIR.iterdir()) == sorted(BUNDLED_SHAPES)
     with torch.device("meta"):
         pipe = random_pipeline(
-            diffusers.FluxPipeline, SHAPES_DIR / "FluxPipeline", "meta", torch.bfloat16
+            getattr(diffusers, pipeline), SHAPES_DIR / pipeline, "meta", torch.bfloat16
         )
     counts = {
         name: sum(p.numel() for p in part.parameters())
         for name, part in pipe.components.items()
         if isinstance(part, torch.nn.Module)
     }
-    assert counts == {
-        "transformer": 11_901_408_320,
-        "text_encoder_2": 4_762_310_656,  # T5-XXL's encoder
-        "text_encoder": 123_060_480,  # CLIP ViT-L/14's text model
-        "vae": 83_819_683,
-    }
-    assert pipe.tokenizer.model_max_length == 77 and pipe.tokenizer_2.model_max_length == 512
+    assert counts == BUNDLED_SHAPES[pipeline]
     assert pipe.vae_scale_factor == 8
+    if pipeline == "FluxPipeline":  # stand-in tokenizers of the real lengths
+        assert pipe.tokenizer.model_max_length == 77 and pipe.tokenizer_2.model_max_length == 512
 
 
 def test_no_weights_builds_the_pipeline_from_a_folder_s_configs(tmp_path):
@@ -245,10 +258,10 @@ def test_no_weights_builds_the_pipeline_from_a_folder_s_configs(tmp_path):
 
 
 def test_no_weights_without_bundled_configs_names_what_is_bundled():
-    cfg = load_config(IMAGE, ["backend.model=Qwen/Qwen-Image", "backend.no_weights=True"])
-    with pytest.raises(
-        BenchConfigError, match="no bundled component configs for QwenImagePipeline"
-    ):
+    model = "HiDream-ai/HiDream-I1-Full"
+    cfg = load_config(IMAGE, [f"backend.model={model}", "backend.no_weights=True"])
+    bundled = "bundled: FluxPipeline, QwenImagePipeline"
+    with pytest.raises(BenchConfigError, match=f"for HiDreamImagePipeline \\({bundled}\\)"):
         DiffusersBackend(cfg.backend, cfg.scenario).load()
 
 
