@@ -253,7 +253,7 @@ VARYING = {
     "timestamp", "total_duration_seconds", "avg_total_time", "avg_time_to_first_token",
     "throughput_tokens_per_second", "output_tokens_per_second", "average_power_w",
     "short_window", "run_wall_seconds", "log_path", "executor", "host", "node_id",
-    "attempt_nodes",
+    "attempt_nodes", "images_per_second",
 }  # fmt: skip
 BENCHMARK = "energy_bench"  # in the command line of every benchmark process
 
@@ -273,6 +273,7 @@ def cluster():
 
 
 def _demo(out: Path, *extra: str) -> list[str]:
+    """The demo sweep: three text runs and one image run."""
     return _sweep(
         "--csv", str(ROOT / "examples" / "demo_models.csv"), "--output-dir", str(out),
         "--runner", "local", "--no-report", *extra,
@@ -312,7 +313,7 @@ def test_the_demo_on_a_ray_cluster_gives_the_rows_of_the_local_executor(cluster,
     )  # fmt: skip
     assert ray.returncode == 0, ray.stderr[-3000:]
     local_rows, ray_rows = _rows(tmp_path / "local"), _rows(tmp_path / "ray")
-    assert [r["status"] for r in ray_rows] == ["ok"] * 3
+    assert [r["status"] for r in ray_rows] == ["ok"] * 4
     assert {r["executor"] for r in ray_rows} == {"ray"} and {r["runner"] for r in ray_rows} == {
         "local"
     }
@@ -324,12 +325,17 @@ def test_the_demo_on_a_ray_cluster_gives_the_rows_of_the_local_executor(cluster,
         {k: (a[k], b[k]) for k in a if k not in VARYING and a[k] != b[k]}
         for a, b in zip(local_rows, ray_rows, strict=True)
     ]
-    assert differ == [{}, {}, {}]
+    assert differ == [{}] * 4
     # the runs' files came back into the driver's folders, as a local run leaves them
     for row in ray_rows:
         run = tmp_path / "ray" / "individual_runs" / row["run_name"]
         assert (run / "benchmark_report.json").is_file()
         assert "# ran on " in (tmp_path / "ray" / row["log_path"]).read_text()
+    # the image run's kept images came back with it
+    (image_row,) = [r for r in ray_rows if r["task"] == "image_gen"]
+    images = tmp_path / "ray" / "individual_runs" / image_row["run_name"] / "images"
+    assert sorted(p.name for p in images.iterdir()) == [f"image_{i:04d}.png" for i in range(4)]
+    assert image_row["images"] == "4"
     assert cluster.free_gpus() == 3
 
 
@@ -338,7 +344,9 @@ def test_the_demo_on_a_ray_cluster_gives_the_rows_of_the_local_executor(cluster,
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_cancels_every_task_and_the_rerun_completes(cluster, tmp_path, stop):
     out = tmp_path / "out"
-    command = _demo(out, "-n", "60", "--executor", "ray", "--ray-address", cluster.address)
+    command = _demo(
+        out, "-n", "60", "--task", "text_gen", "--executor", "ray", "--ray-address", cluster.address
+    )  # the three text runs: one per GPU of the cluster
     sweep = cluster.popen(command, env=cluster.env | ENV)
     try:
         assert _wait_for(lambda: len(_benchmarks()) == 3, 120), "three runs never started"
@@ -362,7 +370,9 @@ def test_ctrl_c_cancels_every_task_and_the_rerun_completes(cluster, tmp_path, st
 @pytest.mark.slow
 def test_a_node_that_dies_mid_sweep_has_its_runs_retried_elsewhere(cluster, tmp_path):
     out = tmp_path / "out"
-    command = _demo(out, "-n", "40", "--executor", "ray", "--ray-address", cluster.address)
+    command = _demo(
+        out, "-n", "40", "--task", "text_gen", "--executor", "ray", "--ray-address", cluster.address
+    )  # the three text runs: one per GPU of the cluster
     sweep = cluster.popen(command, env=cluster.env | ENV | {"AI_ENERGY_SCORE_HEARTBEAT_S": "4"})
     worker = cluster.worker_node_id()
     try:
