@@ -1,9 +1,15 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
+
+# A suite started in the background by a script (`pytest ... &`) inherits SIGINT ignored, and
+# every sweep it starts would too: the Ctrl-C tests need it delivered, as from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTAINER = ROOT / "container"

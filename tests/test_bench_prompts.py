@@ -99,7 +99,7 @@ def test_bad_local_files(tmp_path):
     with pytest.raises(BenchConfigError, match="file not found"):
         load_prompts(scenario(dataset_name=str(tmp_path / "missing.jsonl")))
     bad = tmp_path / "bad.csv"
-    bad.write_text("prompt\nhello\n")
+    bad.write_text("question\nhello\n")  # neither task's column ("prompt" serves text runs too)
     with pytest.raises(BenchConfigError, match="no column 'text'"):
         load_prompts(scenario(dataset_name=str(bad)))
     broken = tmp_path / "broken.jsonl"

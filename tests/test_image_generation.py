@@ -198,6 +198,68 @@ def test_a_model_of_no_known_family_has_none(tmp_path):
     assert contract.image_family(str(tmp_path)) is None
 
 
+def test_a_local_folder_s_family_is_its_pipeline_s_not_its_path_s(tmp_path):
+    flux = tmp_path / "qwen-image-experiments" / "tiny"  # a FLUX pipeline, a misleading path
+    shutil.copytree(TINY_PIPELINE, flux)
+    assert contract.image_family(str(flux)).pipeline == "FluxPipeline"
+    text = tmp_path / "flux-team" / "Qwen3-0.6B"  # a text model under a FLUX team's folder
+    text.mkdir(parents=True)
+    (text / "config.json").write_text("{}")
+    assert contract.image_family(str(text)) is None
+    assert task_of(str(text), "text_generation") == "text_gen"
+    other = tmp_path / "sd3"  # a pipeline of no known family: an image run all the same
+    other.mkdir()
+    (other / contract.MODEL_INDEX_FILE).write_text('{"_class_name": "StableDiffusion3Pipeline"}')
+    assert contract.image_family(str(other)) is None
+    assert task_of(str(other), "text_generation") == "image_gen"
+
+
+def test_each_config_s_own_keys_are_those_the_contract_routes():
+    keys = {}
+    for name in contract.CONFIG_NAMES.values():
+        tree = yaml.safe_load((CONTAINER / "configs" / f"{name}.yaml").read_text())
+        keys[name] = set(_flat(tree))
+    text, image = keys[contract.CONFIG_NAME], keys[IMAGE]
+    assert all(contract.override_applies(contract.CONFIG_NAME, k) for k in text)
+    assert all(contract.override_applies(IMAGE, k) for k in image)
+    assert not any(contract.override_applies(IMAGE, k) for k in text - image)
+    assert not any(contract.override_applies(contract.CONFIG_NAME, k) for k in image - text)
+    for name, only in contract.CONFIG_ONLY_KEYS.items():
+        other = image if name == contract.CONFIG_NAME else text
+        for key in only:
+            assert any(k == key or k.startswith(key + ".") for k in keys[name]), key
+            assert not any(k == key or k.startswith(key + ".") for k in other), key
+
+
+def _flat(tree, prefix=""):
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from _flat(value, dotted + ".")
+        else:
+            yield dotted
+
+
+def test_a_sweep_s_overrides_reach_the_runs_whose_config_has_their_key(tmp_path):
+    from orchestrator.errors import RunnerError
+    from orchestrator.planning.checks import check_benchmark_overrides, check_overrides_reach
+
+    rows = read_models_csv(ROOT / "examples" / "demo_models.csv")
+    extra = ("backend.generation=eager", "scenario.height=128", "scenario.repeats=2")
+    plans = plan_runs(rows, options(extra_overrides=extra))
+    text = [p for p in plans if not p.is_image]
+    (image,) = [p for p in plans if p.is_image]
+    assert all(p.overrides[-2:] == ("backend.generation=eager", "scenario.repeats=2") for p in text)
+    assert image.overrides[-2:] == ("scenario.height=128", "scenario.repeats=2")
+    check_benchmark_overrides(plans)  # each run's config takes all it was given
+    check_overrides_reach(plans, options(extra_overrides=extra))
+    only_image = plan_runs([image.config], options(extra_overrides=extra))
+    with pytest.raises(RunnerError, match=r"backend\.generation=eager: only text_gen runs take"):
+        check_overrides_reach(only_image, options(extra_overrides=extra))
+    typo = plan_runs(rows, options(extra_overrides=("scenario.heigth=128",)))
+    assert all("scenario.heigth=128" in p.overrides for p in typo)  # refused by the check
+
+
 BUNDLED_SHAPES = {
     "FluxPipeline": {  # FLUX.1-dev
         "transformer": 11_901_408_320,
@@ -260,11 +322,15 @@ def test_no_weights_builds_the_pipeline_from_a_folder_s_configs(tmp_path):
     assert random.provenance()["no_weights"] is True
     stand_in = random.pipe.tokenizer_2("a red fox in fresh snow", padding="max_length")
     assert len(stand_in["input_ids"]) == 128  # the configured length, as the real one pads
+    seen = []  # the image tokens of each transformer call, as the pipeline hands them over
+    random.pipe.transformer.register_forward_pre_hook(
+        lambda _, args, kwargs: seen.append(kwargs["hidden_states"].shape[1]), with_kwargs=True
+    )
     random.seed(1)
     (batch,) = random.prepare(["a red fox"])
     made = random.generate(batch)
     assert len(made.images) == 1 and made.images[0].size == (64, 64)
-    assert made.work_tokens == (64 // 16) ** 2 * 3  # patches x steps, one pass a step
+    assert len(seen) == 3 and made.work_tokens == sum(seen)  # what the estimate counts ran
 
 
 def test_no_weights_without_bundled_configs_names_what_is_bundled():
@@ -371,6 +437,32 @@ def test_an_image_run_s_default_timeout_grows_with_its_images_and_steps():
     assert more.default_timeout_s > plan.default_timeout_s
 
 
+def test_one_prompts_file_serves_both_tasks(tmp_path):
+    from energy_bench.workload.prompts import load_prompts
+
+    text_file = tmp_path / "p.jsonl"
+    text_file.write_text('{"text": "a red fox"}\n{"text": "a blue bird"}\n')
+    image_file = tmp_path / "p.csv"
+    image_file.write_text("prompt,text\na lighthouse,other\n")
+    for path, want in [(text_file, ["a red fox", "a blue bird"]), (image_file, ["a lighthouse"])]:
+        cfg = load_config(IMAGE, ["backend.model=m", f"scenario.dataset_name={path}"])
+        assert load_prompts(cfg.scenario).texts == want
+    text_cfg = load_config(
+        "text_generation", ["backend.model=m", f"scenario.dataset_name={image_file}"]
+    )
+    assert load_prompts(text_cfg.scenario).texts == ["other"]  # the config's column first
+    named = load_config(
+        IMAGE,
+        [
+            "backend.model=m",
+            f"scenario.dataset_name={text_file}",
+            "scenario.text_column_name=prompt",
+        ],
+    )
+    with pytest.raises(BenchConfigError, match="no 'prompt' field"):
+        load_prompts(named.scenario)  # a column named is read as named
+
+
 def test_a_model_on_the_command_line_is_an_image_run_by_its_family_or_folder():
     assert task_of("black-forest-labs/FLUX.1-schnell", "text_generation") == "image_gen"
     assert task_of(str(TINY_PIPELINE), "text_generation") == "image_gen"
@@ -442,4 +534,39 @@ def test_the_demo_plan_shows_its_image_row(capsys):
     demo = str(ROOT / "examples" / "demo_models.csv")
     assert sweep_cli(["--csv", demo, "--dry-run", "--runner", "local"]) == 0
     text = capsys.readouterr().out
-    assert "tiny-image-pipeline_NA: FluxPipeline; one image a prompt, 256x256, 30 steps" in text
+    assert "tiny-image-pipeline_NA: FluxPipeline; one image a prompt, 256x256, 10 steps" in text
+
+
+def test_a_random_component_is_built_in_the_run_s_dtype(monkeypatch):
+    import diffusers
+    import torch
+
+    from energy_bench.backends import diffusion
+
+    seen = []
+    build = diffusers.AutoencoderKL.from_config
+    monkeypatch.setattr(
+        diffusers.AutoencoderKL,
+        "from_config",
+        lambda config: seen.append(torch.get_default_dtype()) or build(config),
+    )
+    vae = diffusion._random_component(
+        TINY_PIPELINE / "vae", "diffusers", "AutoencoderKL", torch.bfloat16
+    )
+    assert seen == [torch.bfloat16]  # never in float32 first (twice the memory)
+    assert {p.dtype for p in vae.parameters()} == {torch.bfloat16}
+    assert torch.get_default_dtype() == torch.float32  # put back
+
+
+def test_a_local_run_s_software_id_changes_with_the_diffusers_version(monkeypatch):
+    from importlib import metadata
+
+    from orchestrator.execution.runners import local
+
+    version = metadata.version
+    before = local.package_digest()
+    monkeypatch.setattr(
+        local.metadata, "version", lambda p: "9.9.9" if p == "diffusers" else version(p)
+    )
+    assert local.package_digest() != before
+    assert "diffusers" in local.BENCHMARK_LIBRARIES  # a host without it runs no image row

@@ -210,18 +210,51 @@ IMAGE_EXTRA_KEYS = ("text_encoder_4",)  # every family's extras, as backend.<key
 def image_family(model: str) -> ImageFamily | None:
     """The family of ``model`` (a Hub id or a local pipeline folder), or None.
 
-    By the id first; a local folder of another name is known by its ``model_index.json``.
+    A local folder by its ``model_index.json`` only (its path may hold any name: a folder
+    ``/data/flux-team/Qwen3-0.6B`` is no FLUX pipeline); a Hub id by its name.
     """
+    path = Path(model)
+    if path.is_dir():
+        try:
+            index = json.loads((path / MODEL_INDEX_FILE).read_text(encoding="utf-8"))
+            name = index.get("_class_name")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return next((f for f in IMAGE_FAMILIES if f.pipeline == name), None)
     lowered = model.lower()
-    family = next((f for f in IMAGE_FAMILIES if f.marker in lowered), None)
-    if family is not None:
-        return family
-    index = Path(model) / MODEL_INDEX_FILE
-    try:
-        name = json.loads(index.read_text(encoding="utf-8")).get("_class_name")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return next((f for f in IMAGE_FAMILIES if f.pipeline == name), None)
+    return next((f for f in IMAGE_FAMILIES if f.marker in lowered), None)
+
+
+def is_pipeline_folder(model: str) -> bool:
+    """True for a local folder holding a diffusers pipeline (its ``model_index.json``)."""
+    return (Path(model) / MODEL_INDEX_FILE).is_file()
+
+
+# Override keys that only one config has (a test holds them to configs/*.yaml): a sweep's own
+# ``key=value`` goes to the runs whose config has the key, a key of every config to every run.
+CONFIG_ONLY_KEYS = {
+    CONFIG_NAME: (
+        "backend.device_map", "backend.endpoint", "backend.generation", "backend.processor",
+        "backend.request_timeout_s", "backend.server_gpus", "backend.trust_remote_code",
+        "scenario.concurrency", "scenario.generate_kwargs", "scenario.input_shapes",
+        "scenario.reasoning", "scenario.reasoning_params", "scenario.truncation",
+        "scenario.warmup_pass",
+    ),
+    IMAGE_CONFIG_NAME: (
+        "backend.pipeline", "backend.text_encoder_4", "scenario.guidance_scale", "scenario.height",
+        "scenario.num_inference_steps", "scenario.save_images", "scenario.width",
+    ),
+}  # fmt: skip
+
+
+def override_applies(config_name: str, key: str) -> bool:
+    """False for a key (or a key under a section) that only another config has."""
+    return not any(
+        key == only or key.startswith(only + ".")
+        for name, keys in CONFIG_ONLY_KEYS.items()
+        if name != config_name
+        for only in keys
+    )
 
 
 # --- CSV files, on both sides --------------------------------------------------------------------

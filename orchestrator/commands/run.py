@@ -139,7 +139,10 @@ def task_of(model: str, config_name: str) -> str:
     image_gen for a known image family or a local pipeline folder (or ``--config-name
     image_generation``), else text_gen.
     """
-    if config_name == contract.IMAGE_CONFIG_NAME or contract.image_family(model.strip()):
+    model = model.strip()
+    if config_name == contract.IMAGE_CONFIG_NAME or contract.image_family(model):
+        return Task.IMAGE_GEN.value
+    if contract.is_pipeline_folder(model):  # a pipeline of another family: loaded generically
         return Task.IMAGE_GEN.value
     return Task.TEXT_GEN.value
 

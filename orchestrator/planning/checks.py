@@ -46,6 +46,20 @@ def check_user_overrides(options: PlanOptions, token: str | None) -> None:
             )
 
 
+def check_overrides_reach(plans: Sequence[RunPlan], options: PlanOptions) -> None:
+    """Each override typed on the command line reaches a planned run (none is dropped quietly)."""
+    active = [p for p in plans if not p.skip_reason]
+    for item in options.extra_overrides if active else ():
+        if not any(item in p.overrides for p in active):
+            key = split_override(item)[0]
+            task = next(
+                t for t, n in contract.CONFIG_NAMES.items() if contract.override_applies(n, key)
+            )
+            raise RunnerError(
+                f"override {item}: only {task} runs take {key}, and this sweep plans none"
+            )
+
+
 def check_local_models(plans: Sequence[RunPlan]) -> None:
     """Every local model folder named by a planned run exists."""
     for plan in plans:
@@ -91,5 +105,6 @@ def check_benchmark_overrides(plans: Sequence[RunPlan], python: str = sys.execut
 def check_plans(plans: Sequence[RunPlan], options: PlanOptions, token: str | None) -> None:
     """Everything about the plan that can be known wrong before a run starts."""
     check_user_overrides(options, token)
+    check_overrides_reach(plans, options)
     check_local_models(plans)
     check_benchmark_overrides(plans)

@@ -151,6 +151,19 @@ def _inputs(options: PlanOptions) -> list[str]:
     return items
 
 
+def user_overrides(options: PlanOptions, config_name: str) -> tuple[str, ...]:
+    """The sweep's own ``key=value`` items that a run of ``config_name`` takes.
+
+    A key only the other task's config has (``backend.generation``, ``scenario.height``) skips
+    this run; a key no config has goes to every run, whose check then refuses it.
+    """
+    return tuple(
+        item
+        for item in options.extra_overrides
+        if contract.override_applies(config_name, split_override(item)[0])
+    )
+
+
 def image_overrides(config: ModelConfig, options: PlanOptions) -> tuple[str, ...]:
     """The benchmark's arguments for an image row: its pipeline class, extras and protocol.
 
@@ -170,7 +183,7 @@ def image_overrides(config: ModelConfig, options: PlanOptions) -> tuple[str, ...
         for key, target in IMAGE_ROW_KEYS.items()
         if key in params and key not in extras
     ]
-    return (*items, *_inputs(options), *options.extra_overrides)
+    return (*items, *_inputs(options), *user_overrides(options, contract.IMAGE_CONFIG_NAME))
 
 
 def benchmark_overrides(config: ModelConfig, options: PlanOptions) -> tuple[str, ...]:
@@ -194,7 +207,8 @@ def benchmark_overrides(config: ModelConfig, options: PlanOptions) -> tuple[str,
     items += _inputs(options)
     if options.serving is not None:
         items += options.serving.overrides()
-    return (*items, *options.extra_overrides)  # the user's overrides come last and win
+    # the user's overrides come last and win
+    return (*items, *user_overrides(options, contract.CONFIG_NAME))
 
 
 def gpus_for(config: ModelConfig, options: PlanOptions) -> int:

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 SHAPES_DIR = Path(__file__).resolve().parent / "shapes"
 TOKENIZER_CONFIG = "tokenizer_config.json"
-LATENT_PATCH = 16  # pixels per transformer token in every family (8x VAE, 2x2 patches)
+LATENT_PATCH = 2  # latent pixels per transformer token, each way, in every family (2x2 patches)
 
 
 def pipeline_class_name(cfg: BackendConfig) -> str:
@@ -71,7 +71,15 @@ def _random_component(folder: Path, library: str, class_name: str, dtype: Any) -
         config = cls.load_config(str(folder))
         if "Scheduler" in class_name:
             return cls.from_config(config)
-        return cls.from_config(config).to(dtype)
+        import torch
+
+        # Built in the run's dtype: in float32 first, Qwen-Image's transformer alone is 82 GB.
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)
+        try:
+            return cls.from_config(config).to(dtype)
+        finally:
+            torch.set_default_dtype(default)
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(str(folder))
@@ -266,7 +274,8 @@ class DiffusersBackend:
 
         What the work estimate counts where nothing measures energy (2 x parameters x tokens).
         """
-        patches = (self.image.height // LATENT_PATCH) * (self.image.width // LATENT_PATCH)
+        side = LATENT_PATCH * self.pipe.vae_scale_factor  # image pixels per token, each way
+        patches = (self.image.height // side) * (self.image.width // side)
         return patches * self.image.steps * (2 if self.classifier_free_guidance else 1) * images
 
     def generate(self, batch: Batch, max_new_tokens: int | None = None) -> Generation:

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 BUNDLED = contract.BUNDLED_PROMPTS_FILE
 BUNDLED_IMAGES = contract.BUNDLED_IMAGE_PROMPTS_FILE
 BUNDLED_NAME = "bundled"
+# The prompt columns of the two tasks' datasets: a local file with either serves both tasks.
+PROMPT_COLUMNS = ("text", "prompt")
 
 
 class HubUnreadable(Exception):
@@ -62,6 +64,34 @@ def _read_csv(path: Path, column: str) -> list[str]:
         if column not in (reader.fieldnames or []):
             raise BenchConfigError(f"{path}: no column {column!r} (has {reader.fieldnames})")
         return [row[column] for row in reader if row[column] and row[column].strip()]
+
+
+def _fields(path: Path) -> list[str]:
+    """The fields of a .jsonl file's first record or a .csv file's header (none if unreadable)."""
+    with path.open(encoding="utf-8", newline="") as f:
+        if path.suffix.lower() == ".csv":
+            return next(csv.reader(f), [])
+        first = next((line for line in f if line.strip()), "")
+    try:
+        row = json.loads(first)
+    except json.JSONDecodeError:
+        return []
+    return list(row) if isinstance(row, dict) else []
+
+
+def file_column(path: Path, scenario: ScenarioConfig) -> str:
+    """The column of a local prompt file: the config's, or the other task's when only it is there.
+
+    One file then serves a sweep of both tasks (text prompts under ``text``, image prompts under
+    ``prompt``); a column the run names itself is read as named.
+    """
+    column = scenario.text_column_name
+    if "scenario.text_column_name" in scenario.given or path.suffix.lower() == ".txt":
+        return column
+    fields = _fields(path)
+    if column in fields:
+        return column
+    return next((c for c in PROMPT_COLUMNS if c in fields), column)
 
 
 def _read_file(path: Path, column: str) -> list[str]:
@@ -116,12 +146,11 @@ def _hub_or_bundled(scenario: ScenarioConfig) -> tuple[list[str], str]:
 def load_prompts(scenario: ScenarioConfig) -> PromptSet:
     """The first ``num_samples`` prompts of the configured dataset (all of it if it is shorter)."""
     name = scenario.dataset_name
-    column = scenario.text_column_name
     path = Path(name).expanduser()
     if name == BUNDLED_NAME:
         texts, source = _bundled(scenario), BUNDLED_NAME
     elif path.is_file():
-        texts, source = _read_file(path, column), f"file:{path}"
+        texts, source = _read_file(path, file_column(path, scenario)), f"file:{path}"
     elif name.endswith((".csv", ".jsonl", ".txt")) or name.startswith(("/", "./", "../")):
         raise BenchConfigError(f"scenario.dataset_name={name!r}: file not found")
     else:

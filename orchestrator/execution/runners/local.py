@@ -158,7 +158,7 @@ class LocalRunner:
         return RunOutcome(outcome.cause, outcome.exit_code, duration, outcome.message)
 
 
-BENCHMARK_LIBRARIES = ("torch", "transformers", "accelerate")
+BENCHMARK_LIBRARIES = ("torch", "transformers", "accelerate", "diffusers")
 
 
 def missing_libraries() -> list[str]:
@@ -178,7 +178,7 @@ def missing_libraries() -> list[str]:
 def package_digest() -> str:
     """A digest of the benchmark package (code, configs, prompts) and its libraries' versions.
 
-    The versions of torch and transformers come from their metadata: neither is imported.
+    The versions of ``BENCHMARK_LIBRARIES`` come from their metadata: none is imported.
     """
     root = Path(contract.__file__).resolve().parent
     digest = hashlib.sha256()
@@ -187,7 +187,7 @@ def package_digest() -> str:
     for path in files:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
-    for package in ("torch", "transformers"):
+    for package in BENCHMARK_LIBRARIES:
         try:
             digest.update(f"{package} {metadata.version(package)}".encode())
         except metadata.PackageNotFoundError:
