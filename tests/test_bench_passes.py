@@ -292,3 +292,27 @@ def test_a_backend_that_loses_a_prompt_s_answer_fails_the_run_not_the_count():
     backend = Losing(device)
     with pytest.raises(ValueError, match="zip"):
         run_benchmark(config, backend_factory=lambda *_: backend, source_factory=lambda *_: device)
+
+
+def test_kept_images_are_numbered_by_their_prompt_when_a_call_fails(tmp_path):
+    from PIL import Image
+
+    from energy_bench.benchmark import _run_pass
+    from energy_bench.results.files import write_images
+
+    class Pictures(FakeBackend):
+        def generate(self, batch: Batch, max_new_tokens: int | None = None) -> Generation:
+            (i,) = batch.indices
+            if i == 1:
+                raise RuntimeError("the pipeline failed on this prompt")
+            return Generation((5,), (0,), 0.001, None, images=(Image.new("L", (2, 2), i),))
+
+    backend, kept = Pictures(), []
+    batches = backend.prepare(["a", "b", "c", "d"])
+    records = _run_pass(backend, WorkDevice(), batches, 0, keep=kept, keep_up_to=3)
+    assert [r.ok for r in records] == [True, False, True, True]
+    assert [i for i, _ in kept] == [0, 2]  # the first three prompts' images; prompt 1 made none
+    write_images(tmp_path, kept)
+    files = sorted((tmp_path / "images").iterdir())
+    assert [f.name for f in files] == ["image_0000.png", "image_0002.png"]
+    assert Image.open(files[1]).getpixel((0, 0)) == 2  # prompt 2's image under prompt 2's name

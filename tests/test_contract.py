@@ -215,6 +215,8 @@ def test_the_default_prompt_count_and_the_bundled_set_are_the_benchmarks():
     assert prompts.BUNDLED == contract.BUNDLED_PROMPTS_FILE
     texts = [line for line in contract.BUNDLED_PROMPTS_FILE.read_text().splitlines() if line]
     assert contract.bundled_prompt_count() == len(texts) >= 200
+    images = [line for line in contract.BUNDLED_IMAGE_PROMPTS_FILE.read_text().splitlines() if line]
+    assert contract.bundled_prompt_count(image=True) == len(images) == 200
 
 
 def test_the_readme_demo_output_is_left_out_of_git(tmp_path):

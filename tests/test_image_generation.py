@@ -349,6 +349,30 @@ def test_a_missing_pipeline_folder_is_model_not_found(tmp_path):
         DiffusersBackend(cfg.backend, cfg.scenario).load()
 
 
+def _made(folder, *overrides):
+    cfg = load_config(IMAGE, [f"backend.model={folder}", *SMALL, *overrides])
+    backend = DiffusersBackend(cfg.backend, cfg.scenario)
+    backend.load()
+    (batch,) = backend.prepare(["a koi pond with lily pads"])
+    backend.seed(7)
+    return backend.protocol(), backend.generate(batch).images[0].tobytes()
+
+
+def test_a_guidance_that_does_nothing_is_not_recorded(tmp_path, caplog):
+    embedded = [_made(TINY_PIPELINE, f"scenario.guidance_scale={g}") for g in (1.0, 9.0)]
+    assert [p["guidance_scale"] for p, _ in embedded] == [1.0, 9.0]
+    assert embedded[0][1] != embedded[1][1]  # FLUX.1-dev's embedded guidance changes the image
+    folder = tmp_path / "schnell-like"  # a transformer that embeds no guidance
+    shutil.copytree(TINY_PIPELINE, folder)
+    config = folder / "transformer" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "guidance_embeds": False}))
+    none = [_made(folder, f"scenario.guidance_scale={g}") for g in (1.0, 9.0)]
+    assert none[0][1] == none[1][1]  # the value changed nothing
+    assert [(p["guidance_scale"], p["guidance_scale_given"]) for p, _ in none] == [(None, True)] * 2
+    assert "scenario.guidance_scale=9.0 has no effect" in caplog.text
+    assert _made(folder)[0]["guidance_scale"] is None  # nor a default that does nothing
+
+
 def test_the_same_seed_makes_the_same_image():
     cfg = image_config(*SMALL)
     backend = DiffusersBackend(cfg.backend, cfg.scenario)
@@ -420,6 +444,37 @@ def test_an_image_row_s_yaml_sets_its_protocol_and_its_extra_encoder(tmp_path):
     )
     config = load_config(IMAGE, list(plan.overrides))  # the benchmark takes them
     assert config.backend.extras == {"text_encoder_4": "my/llama"}
+
+
+HEAD = ",Models to Add,Priority (1=hi),Class,Task,Reasoning State,Chat Template\n"
+
+
+@pytest.mark.parametrize("key", ["num_inference_step", "num_gpus", "batch_size"])
+def test_an_image_row_s_yaml_refuses_a_key_it_cannot_set(tmp_path, key):
+    from orchestrator.errors import ConfigError
+
+    models = tmp_path / "models.csv"
+    models.write_text(HEAD + f',black-forest-labs/FLUX.1-dev,1,,image_gen,,"{key}: 8"\n')
+    with pytest.raises(ConfigError, match=f"models.csv:2.*takes only num_inference_steps.*{key}"):
+        read_models_csv(models)
+
+
+def test_an_image_row_s_local_encoder_is_checked_and_mounted(tmp_path):
+    from orchestrator.errors import RunnerError
+    from orchestrator.planning.checks import check_local_models
+
+    models = tmp_path / "models.csv"
+    models.write_text(
+        HEAD + ',HiDream-ai/HiDream-I1-Full,1,,image_gen,,"text_encoder_4: ./llama"\n'
+    )
+    (plan,) = plan_runs(read_models_csv(models), options())
+    llama = tmp_path / "llama"
+    assert plan.setting("backend.text_encoder_4") == str(llama)  # against the CSV's folder
+    assert plan.read_only_paths == (llama,)  # mounted into the run's container
+    with pytest.raises(RunnerError, match=f"models.csv:2 .*component folder {llama} does not"):
+        check_local_models([plan])
+    llama.mkdir()
+    check_local_models([plan])
 
 
 def test_an_image_run_s_default_timeout_grows_with_its_images_and_steps():

@@ -37,6 +37,7 @@ def add_run(
     short=False,
     repeats=3,
     cv=0.02,
+    task="text_gen",
 ):
     folder = out / "individual_runs" / name
     log = out / "logs" / f"{name}_20261129-000000.log"
@@ -48,9 +49,9 @@ def add_run(
             run_id=f"id-{name}",
             name=name,
             model_id=f"org/{name}",
-            model_class=cls,
-            task="text_gen",
-            reasoning_state="Off",
+            model_class=cls if task == "text_gen" else "",
+            task=task,
+            reasoning_state="Off" if task == "text_gen" else "",
             status=status,
             duration_s=30.0,
             finished_at="2026-11-29T10:00:00+00:00",
@@ -165,6 +166,16 @@ def test_labels_show_the_stars_and_the_figure_of_their_run(tmp_path):
         assert f"org/{name}" in drawn and f"run id: id-{name}" in drawn
         assert "text_gen  ·  class A  ·  Off" in drawn
         assert "rated in: text_gen / class A / NVIDIA H200 / compiled path" in drawn
+
+
+def test_an_image_run_s_label_counts_images_and_names_no_class(tmp_path):
+    out = tmp_path / "sweep"
+    add_run(out, "pics", wh=1028.8, task="image_gen")
+    files = make_report(out, labels="all")
+    (svg,) = [p.read_text() for p in files.labels if p.suffix == ".svg"]
+    drawn = [text for text, _ in label_texts(svg)]
+    assert "image_gen" in drawn and not any("class" in text for text in drawn)
+    assert "GPU energy per 1,000 images" in drawn and "1029 Wh" in drawn
 
 
 @pytest.mark.parametrize("grouped", [False, True], ids=["per-run", "per-group"])

@@ -79,7 +79,7 @@ class RunData:
     sampler_cpu_s: float = 0.0
     sampler_wall_s: float = 0.0
     wall_s: float = 0.0
-    images: list[object] = field(default_factory=list)  # the images kept, in prompt order
+    images: list[tuple[int, object]] = field(default_factory=list)  # kept: (prompt, image)
     provenance: dict[str, object] = field(default_factory=dict)
 
 
@@ -104,7 +104,7 @@ def _run_pass(
 ) -> list[PromptRecord]:
     """Every batch generated once; failures counted, three in a row abort.
 
-    ``keep`` collects the images made, up to ``keep_up_to`` of them.
+    ``keep`` collects ``(prompt index, image)`` for the prompts numbered under ``keep_up_to``.
     """
     records: list[PromptRecord] = []
     failures_in_a_row = 0
@@ -130,8 +130,9 @@ def _run_pass(
                     batch.indices, prompts, made, strict=True
                 )
             ]
-            if keep is not None:
-                keep += gen.images[: max(keep_up_to - len(keep), 0)]
+            if keep is not None and gen.images:  # by prompt: a failed call leaves its numbers out
+                pairs = zip(batch.indices, gen.images, strict=True)
+                keep += [(i, image) for i, image in pairs if i < keep_up_to]
             if not prompts or not all(error for *_, error in prompts):
                 failures_in_a_row = 0
                 continue

@@ -59,9 +59,10 @@ BUNDLED_PROMPTS_FILE = (
 BUNDLED_IMAGE_PROMPTS_FILE = BUNDLED_PROMPTS_FILE.with_name("bundled_image_prompts.jsonl")
 
 
-def bundled_prompt_count() -> int:
-    """How many prompts the bundled set holds (one JSON object per non-blank line)."""
-    with BUNDLED_PROMPTS_FILE.open(encoding="utf-8") as f:
+def bundled_prompt_count(*, image: bool = False) -> int:
+    """How many prompts a bundled set holds (one JSON object per non-blank line)."""
+    path = BUNDLED_IMAGE_PROMPTS_FILE if image else BUNDLED_PROMPTS_FILE
+    with path.open(encoding="utf-8") as f:
         return sum(1 for line in f if line.strip())
 
 

@@ -59,7 +59,8 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"prompts per run (default {contract.DEFAULT_NUM_SAMPLES}; a run on the bundled set, "
         f"the fallback when the Hub dataset cannot be read, sends all "
-        f"{contract.bundled_prompt_count()})",
+        f"{contract.bundled_prompt_count()}; {contract.bundled_prompt_count(image=True)} "
+        "for an image run)",
     )
     parser.add_argument(
         "--prompts-file",

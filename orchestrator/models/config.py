@@ -9,6 +9,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Literal
 
+from energy_bench import contract
 from energy_bench.contract import Control
 
 
@@ -25,6 +26,21 @@ class Task(StrEnum):
 
     TEXT_GEN = "text_gen"
     IMAGE_GEN = "image_gen"
+
+
+# What an image_gen row's Chat Template YAML may set, and the benchmark key each sets (a text
+# row's YAML is the chat template's own: free-form). Other keys are refused with the row's line.
+IMAGE_ROW_KEYS = MappingProxyType(
+    {
+        "num_inference_steps": "scenario.num_inference_steps",
+        "height": "scenario.height",
+        "width": "scenario.width",
+        "guidance_scale": "scenario.guidance_scale",
+        "torch_dtype": "backend.torch_dtype",
+        "save_images": "scenario.save_images",
+        **{key: f"backend.{key}" for key in contract.IMAGE_EXTRA_KEYS},
+    }
+)
 
 
 class ReasoningState(StrEnum):

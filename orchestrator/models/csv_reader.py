@@ -17,8 +17,10 @@ from typing import Any
 
 import yaml
 
+from energy_bench import contract
 from orchestrator.errors import ConfigError
 from orchestrator.models.config import (
+    IMAGE_ROW_KEYS,
     ModelClass,
     ModelConfig,
     ReasoningState,
@@ -244,6 +246,27 @@ def _row_gpus(row: _Row, params: Mapping[str, Any]) -> int | None:
     return value
 
 
+def _image_params(row: _Row, params: Mapping[str, Any]) -> dict[str, Any]:
+    """An image row's YAML: only the keys of ``IMAGE_ROW_KEYS``; a local encoder made absolute.
+
+    A local extra encoder (``text_encoder_4: ./llama``) is resolved against the CSV's folder,
+    as a local model is, so that the plan can check and mount it.
+    """
+    unknown = sorted(set(params) - set(IMAGE_ROW_KEYS))
+    if unknown:
+        known = ", ".join(IMAGE_ROW_KEYS)
+        raise row.error(TEMPLATE, f"an image_gen row's YAML takes only {known}", unknown[0])
+    resolved = dict(params)
+    for key in contract.IMAGE_EXTRA_KEYS:
+        value = params.get(key)
+        if isinstance(value, str) and value.startswith(_LOCAL_PREFIXES):
+            local = Path(value).expanduser()
+            resolved[key] = str(
+                (local if local.is_absolute() else row.path.parent / local).resolve()
+            )
+    return resolved
+
+
 def _config(row: _Row, budgets: TokenBudgets, formats: ReasoningFormats) -> ModelConfig:
     model_id = _model_id(row)
     priority = _priority(row)
@@ -251,6 +274,8 @@ def _config(row: _Row, budgets: TokenBudgets, formats: ReasoningFormats) -> Mode
     model_class = _model_class(row, task)
     state = _reasoning_state(row, task)
     template, params = _template(row, state)
+    if task is Task.IMAGE_GEN:
+        params = _image_params(row, params)
     directive = formats.resolve(model_id, state, task)
     # The budget is the row's state's, also where the model runs in its only other mode.
     if directive.enabled is None:

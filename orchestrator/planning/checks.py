@@ -18,7 +18,7 @@ from pathlib import Path
 from energy_bench import contract
 from orchestrator.errors import RunnerError
 from orchestrator.planning.identity import split_override
-from orchestrator.planning.plan import PlanOptions, RunPlan
+from orchestrator.planning.plan import PlanOptions, RunPlan, local_extras
 
 # The shape of a Hugging Face access token, whoever's it is.
 TOKEN_SHAPE = re.compile(r"\bhf_[A-Za-z0-9]{20,}")
@@ -66,6 +66,9 @@ def check_local_models(plans: Sequence[RunPlan]) -> None:
         model = plan.config.model_id
         if not plan.skip_reason and Path(model).is_absolute() and not Path(model).is_dir():
             raise RunnerError(f"{_where(plan)}: model folder {model} does not exist")
+        for folder in local_extras(plan.config) if not plan.skip_reason else ():
+            if not folder.is_dir():
+                raise RunnerError(f"{_where(plan)}: component folder {folder} does not exist")
 
 
 def check_benchmark_overrides(plans: Sequence[RunPlan], python: str = sys.executable) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from energy_bench import contract
-from orchestrator.models.config import ModelClass, ModelConfig, Task
+from orchestrator.models.config import IMAGE_ROW_KEYS, ModelClass, ModelConfig, Task
 from orchestrator.planning.identity import (
     canonical_overrides,
     file_digest,
@@ -28,16 +28,6 @@ MAX_TIMEOUT_S = 30 * 24 * 3600.0  # 30 days: beyond it, a bound means nothing (a
 TRUE = ("true", "yes", "on", "1")  # how an override or setting spells a boolean
 FALSE = ("false", "no", "off", "0")
 SERVED_SUFFIX = "_served"  # a served run's folder: never the same as the model's local run
-# The keys an image row's Chat Template YAML may set, and the benchmark's keys they set.
-IMAGE_ROW_KEYS = {
-    "num_inference_steps": "scenario.num_inference_steps",
-    "height": "scenario.height",
-    "width": "scenario.width",
-    "guidance_scale": "scenario.guidance_scale",
-    "torch_dtype": "backend.torch_dtype",
-    "save_images": "scenario.save_images",
-    **{key: f"backend.{key}" for key in contract.IMAGE_EXTRA_KEYS},
-}
 IMAGE_EXTRA_KEYS = contract.IMAGE_EXTRA_KEYS
 IMAGE_STEPS = 30  # configs/image_generation.yaml's scenario.num_inference_steps
 IMAGE_WARMUP_RUNS = 2  # and its scenario.warmup_runs
@@ -211,6 +201,14 @@ def benchmark_overrides(config: ModelConfig, options: PlanOptions) -> tuple[str,
     return (*items, *user_overrides(options, contract.CONFIG_NAME))
 
 
+def local_extras(config: ModelConfig) -> list[Path]:
+    """The local folders of an image row's extra components (HiDream's Llama), to mount."""
+    if config.task is not Task.IMAGE_GEN:
+        return []
+    values = [config.chat_template_params.get(key) for key in contract.IMAGE_EXTRA_KEYS]
+    return [Path(v) for v in values if isinstance(v, str) and Path(v).is_absolute()]
+
+
 def gpus_for(config: ModelConfig, options: PlanOptions) -> int:
     """How many GPUs the run is given.
 
@@ -244,6 +242,7 @@ def plan_runs(
         overrides = benchmark_overrides(config, options)
         gpus = gpus_for(config, options)
         paths = [Path(config.model_id)] if Path(config.model_id).is_absolute() else []
+        paths += local_extras(config)
         if options.prompts_file is not None:
             paths.append(options.prompts_file)
         skip = ""

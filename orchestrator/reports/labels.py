@@ -52,8 +52,11 @@ def _draw(fig: Figure, r: Rated, layout: ReportLayout) -> tuple[Path, Path]:
     )
     ax.text(0.5, 0.9, "AI Energy Score", ha="center", fontsize=16, weight="bold", color="#1d3557")
     ax.text(0.5, 0.82, plain(row.get("model_name")), ha="center", fontsize=9, wrap=True)
+    image = row.get("task") == "image_gen"  # no class, no reasoning; a query is an image
     details = "  ·  ".join(
-        (
+        (str(row.get("task")),)
+        if image
+        else (
             str(row.get("task")),
             f"class {row.get('model_class') or '-'}",
             str(row.get("reasoning_state") or ""),
@@ -72,11 +75,12 @@ def _draw(fig: Figure, r: Rated, layout: ReportLayout) -> tuple[Path, Path]:
     ax.text(0.5, 0.45, f"{value:.4g} Wh", ha="center", fontsize=20, weight="bold")
     estimated = row.get("energy_source") == "estimate"
     # GPU energy only where the GPUs' counters measured it; an estimate says it is one.
+    queries = "1,000 images" if image else "1,000 queries"
     if estimated:
-        what = "estimated energy per 1,000 queries (CPU, not measured)"
+        what = f"estimated energy per {queries} (CPU, not measured)"
     else:
         gpu = row.get("energy_source") == "nvml"
-        what = f"{'GPU energy' if gpu else 'energy'} per 1,000 queries"
+        what = f"{'GPU energy' if gpu else 'energy'} per {queries}"
     ax.text(0.5, 0.39, what, ha="center", fontsize=8, color="#444")
     lines = [
         f"GPU: {row.get('gpu_name') or 'unknown'}" + (" (ESTIMATED energy)" if estimated else ""),

@@ -222,9 +222,7 @@ class DiffusersBackend:
             if isinstance(part, torch.nn.Module):
                 self.component_parameters[name] = sum(p.numel() for p in part.parameters())
         self.parameters = sum(self.component_parameters.values())
-        given = self.image.guidance_scale
-        default = inspect.signature(type(self.pipe).__call__).parameters.get("guidance_scale")
-        self.guidance_scale = given if given is not None else getattr(default, "default", None)
+        self.guidance_scale = self._guidance()
         self.synchronize()
         self.load_duration_s = time.perf_counter() - start
         log.info(
@@ -236,6 +234,27 @@ class DiffusersBackend:
             self.image.height,
             self.guidance_scale,
         )
+
+    def _guidance(self) -> float | None:
+        """The guidance each call uses: the one given, else the pipeline's default.
+
+        None where the transformer takes no guidance (Qwen-Image, FLUX.1-schnell: its config's
+        ``guidance_embeds`` is false, and the pipeline ignores the value); one given there is
+        warned about and not passed, so the result never records a setting that did nothing.
+        """
+        transformer = getattr(self.pipe, "transformer", None)
+        embeds = getattr(getattr(transformer, "config", None), "guidance_embeds", None)
+        given = self.image.guidance_scale
+        if embeds is False:
+            if given is not None:
+                log.warning(
+                    "scenario.guidance_scale=%s has no effect: %s's transformer takes no guidance",
+                    given,
+                    self.cfg.model,
+                )
+            return None
+        default = inspect.signature(type(self.pipe).__call__).parameters.get("guidance_scale")
+        return given if given is not None else getattr(default, "default", None)
 
     def synchronize(self) -> None:
         for device in self.devices:
@@ -291,8 +310,8 @@ class DiffusersBackend:
             "generator": self._generator,
             "output_type": "pil",
         }
-        if self.image.guidance_scale is not None:
-            kwargs["guidance_scale"] = self.image.guidance_scale
+        if self.image.guidance_scale is not None and self.guidance_scale is not None:
+            kwargs["guidance_scale"] = self.guidance_scale
         self.synchronize()
         start = time.perf_counter()
         try:

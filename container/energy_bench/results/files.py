@@ -94,13 +94,13 @@ def write_report_files(results_dir: Path, report: Mapping[str, Any]) -> None:
     _write_json(results_dir / contract.ENERGY_SUMMARY_FILE, summary)
 
 
-def write_images(results_dir: Path, images: Sequence[Any]) -> None:
-    """The images a run kept, as ``images/image_0000.png`` in prompt order (each one atomic)."""
+def write_images(results_dir: Path, images: Sequence[tuple[int, Any]]) -> None:
+    """The images a run kept, as ``images/image_0000.png`` by prompt number (each one atomic)."""
     if not images:
         return
     folder = results_dir / contract.IMAGES_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    for number, image in enumerate(images):
+    for number, image in images:
         path = folder / contract.image_file(number)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
         try:
