@@ -117,7 +117,7 @@ def test_docker_sweep_resume_force(tmp_path, docker_image, no_leftover_container
     assert image["status"] == "ok" and image["task"] == "image_gen"
     assert int(image["images"]) == int(image["successful_prompts"]) == 4
     assert image["image_pipeline"] == "FluxPipeline" and image["total_tokens"] == ""
-    assert image["image_protocol"].startswith("10 steps, 256x256, guidance 3.5")
+    assert image["image_protocol"].startswith("30 steps, 256x256, guidance 3.5")
     kept = out / "individual_runs" / "tiny-image-pipeline_NA" / "images"
     assert sorted(p.name for p in kept.iterdir()) == ["image_0000.png", "image_0001.png"]
     ok = by_name["tiny-model_Off"]
