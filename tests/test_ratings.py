@@ -110,6 +110,7 @@ def test_failed_suspect_and_zero_rows_are_not_rated():
     by = {r.row["run_name"]: r for r in rated}
     assert by["good"].stars == 5 and by["good2"].stars == 1
     assert by["failed"].stars is None and "out_of_memory" in by["failed"].reason
+    assert by["failed"].group == by["good"].group  # listed with its group, unrated
     assert by["zero"].stars is None and "zero energy" in by["zero"].reason
     assert "shorter than ten" in by["short"].reason
     assert "counter reset" in by["reset"].reason
@@ -208,3 +209,5 @@ def test_the_best_run_of_each_group_most_stars_then_least_energy_then_name():
         ("text_gen / class B / NVIDIA H100 80GB HBM3", "k"),
     ]
     assert best_per_group([]) == []
+    rated = rate([row("a", 10.5), row("b", 10), row("z", 60)])  # energy before name
+    assert [r.row["run_name"] for r in best_per_group(rated)] == ["b"]

@@ -57,6 +57,9 @@ def test_the_redactor_masks_every_secret_longest_first():
     assert redact.bytes(b"\xff abcd \xe2\x82") == b"\xff *** \xe2\x82"  # bytes kept as they were
     assert Redactor().bytes(b"\xff abcd") == b"\xff abcd"
     assert Redactor(None)("abcd") == "abcd"
+    # Longest first, not in the order of the text: a secret inside a longer one that sorts
+    # after it would otherwise leave the longer one's ends in the log.
+    assert Redactor("bcde", "abcdef")("x abcdef y bcde") == "x *** y ***"
 
 
 def test_the_log_pump_writes_whole_lines_redacted_and_keeps_a_tail():
@@ -71,6 +74,23 @@ def test_the_log_pump_writes_whole_lines_redacted_and_keeps_a_tail():
     assert pump.tail() == "first *** line\nsecond\n"
     pump.close()  # nothing pending: nothing more
     assert sink.getvalue() == b"first *** line\nsecond\n"
+
+
+def test_a_pump_closed_while_its_process_still_writes_keeps_the_output():
+    sink = io.BytesIO()
+    pump = LogPump(sink, Redactor())
+    pump.feed(b"last words")
+    pump.close()  # at a timeout, before the copy thread has read the rest
+    pump.feed(b" and more\nthe end\n")
+    pump.close()
+    assert sink.getvalue() == b"last words\n and more\nthe end\n"
+
+
+def test_a_tail_cut_inside_a_character_is_still_text():
+    pump = LogPump(io.BytesIO(), Redactor())
+    pump.feed("é".encode() * LogPump.TAIL_BYTES + b"\n")  # 2 bytes each: the cut splits one
+    tail = pump.tail()
+    assert tail.startswith("\ufffd") and tail.endswith("é\n")
 
 
 def test_the_tail_is_the_last_bytes_only():
