@@ -275,4 +275,9 @@ def test_an_unknown_key_far_from_any_lists_every_valid_key():
         load_config("text_generation", ["backend.model=org/m", "nothing.like_it=1"])
     text = str(raised.value)
     assert text.startswith("unknown config key 'nothing.like_it'; valid keys: backend.device, ")
-    assert text.endswith(", scenario.warmup_runs, scenario.generate_kwargs.*")
+    assert text.endswith(", scenario.warmup_pass, scenario.warmup_runs")
+    assert ", scenario.generate_kwargs.*, " in text and "scenario.generate_kwargs, " not in text
+    with pytest.raises(BenchConfigError) as raised:  # an image config has no generate_kwargs
+        load_config("image_generation", ["backend.model=org/m", "nothing.like_it=1"])
+    assert "generate_kwargs" not in str(raised.value)
+    assert str(raised.value).endswith(", scenario.warmup_runs, scenario.width")

@@ -229,7 +229,7 @@ def apply_overrides(defaults: Mapping[str, Any], overrides: Sequence[str]) -> di
             close = difflib.get_close_matches(key, flat, n=1, cutoff=0.85)
             if close:
                 raise BenchConfigError(f"unknown config key {key!r}; did you mean {close[0]!r}?")
-            valid = ", ".join(sorted(flat)) + ", " + ", ".join(f"{f}.*" for f in FREE_FORM)
+            valid = ", ".join(sorted(f"{k}.*" if k in FREE_FORM else k for k in flat))
             raise BenchConfigError(f"unknown config key {key!r}; valid keys: {valid}")
         if free is None and not _type_ok(flat[key], value):
             raise BenchConfigError(
