@@ -95,3 +95,29 @@ def test_a_report_that_does_not_validate_makes_the_row_corrupt():
         "run_name": "x_On", "status": "corrupt_result", "cause": "corrupt_result",
         "error_message": "corrupt_result: run_record.json: bad",
     }  # fmt: skip
+
+
+def test_an_image_run_s_row_holds_its_images_and_protocol():
+    image = RunRecord(**{**RECORD.__dict__, "task": "image_gen", "model_class": "",
+                         "reasoning_state": ""})  # fmt: skip
+    made = report()
+    made["images"] = {
+        "images": 8, "images_per_second": 0.1856, "pipeline": "FluxPipeline",
+        "num_inference_steps": 30, "resolution": "1024x1024", "guidance_scale": 3.5,
+        "classifier_free_guidance": False,
+    }  # fmt: skip
+    row = row_of(image, made)
+    assert (row["images"], row["images_per_second"], row["image_pipeline"]) == (
+        8,
+        0.1856,
+        "FluxPipeline",
+    )
+    assert row["image_protocol"] == "30 steps, 1024x1024, guidance 3.5"
+    made["images"] |= {"pipeline": "HiDreamImagePipeline", "num_inference_steps": 50,
+                       "resolution": "1024x768", "guidance_scale": 5.0,
+                       "classifier_free_guidance": True}  # fmt: skip
+    assert row_of(image, made)["image_protocol"] == "50 steps, 1024x768, guidance 5.0 (CFG)"
+    made["images"] |= {"guidance_scale": None, "classifier_free_guidance": False}
+    assert row_of(image, made)["image_protocol"] == "50 steps, 1024x768, guidance None"
+    made["images"]["images"] = {"odd": 1}  # an odd part: an empty cell, not an error
+    assert row_of(image, made)["images"] is None
