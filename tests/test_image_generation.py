@@ -25,7 +25,7 @@ from energy_bench.backends.diffusion import (
     DiffusersBackend,
 )
 from energy_bench.cli import check_overrides
-from energy_bench.config import load_config
+from energy_bench.config import _flatten, load_config
 from energy_bench.errors import BenchConfigError
 from orchestrator.commands.run import task_of
 from orchestrator.commands.tables import image_lines
@@ -218,7 +218,7 @@ def test_each_config_s_own_keys_are_those_the_contract_routes():
     keys = {}
     for name in contract.CONFIG_NAMES.values():
         tree = yaml.safe_load((CONTAINER / "configs" / f"{name}.yaml").read_text())
-        keys[name] = set(_flat(tree))
+        keys[name] = set(_flatten(tree))  # the config loader's own keys
     text, image = keys[contract.CONFIG_NAME], keys[IMAGE]
     assert all(contract.override_applies(contract.CONFIG_NAME, k) for k in text)
     assert all(contract.override_applies(IMAGE, k) for k in image)
@@ -229,15 +229,6 @@ def test_each_config_s_own_keys_are_those_the_contract_routes():
         for key in only:
             assert any(k == key or k.startswith(key + ".") for k in keys[name]), key
             assert not any(k == key or k.startswith(key + ".") for k in other), key
-
-
-def _flat(tree, prefix=""):
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            yield from _flat(value, dotted + ".")
-        else:
-            yield dotted
 
 
 def test_a_sweep_s_overrides_reach_the_runs_whose_config_has_their_key(tmp_path):

@@ -140,9 +140,11 @@ def task_of(model: str, config_name: str) -> str:
     image_generation``), else text_gen.
     """
     model = model.strip()
-    if config_name == contract.IMAGE_CONFIG_NAME or contract.image_family(model):
-        return Task.IMAGE_GEN.value
-    if contract.is_pipeline_folder(model):  # a pipeline of another family: loaded generically
+    if (
+        config_name == contract.IMAGE_CONFIG_NAME
+        or contract.image_family(model)
+        or contract.is_pipeline_folder(model)  # of another family: loaded generically
+    ):
         return Task.IMAGE_GEN.value
     return Task.TEXT_GEN.value
 

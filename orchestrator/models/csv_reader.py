@@ -118,6 +118,12 @@ def _header_columns(path: Path, line: int, header: Sequence[str]) -> dict[str, i
     return columns
 
 
+def _beside_csv(row: _Row, cell: str) -> Path:
+    """A local path as a cell spells it: relative ones are taken from the CSV's folder."""
+    local = Path(cell).expanduser()
+    return local if local.is_absolute() else row.path.parent / local
+
+
 def _model_id(row: _Row) -> str:
     cell = row.get(MODEL)
     if not cell:
@@ -129,9 +135,7 @@ def _model_id(row: _Row) -> str:
         if _HUB_ID.match(candidate):
             return candidate
         raise row.error(MODEL, "not a model URL of the form <host>/<org>/<name>", cell)
-    local = Path(cell).expanduser()
-    if not local.is_absolute():
-        local = row.path.parent / local
+    local = _beside_csv(row, cell)
     # An existing folder wins over a Hub id of the same spelling, as in from_pretrained.
     if cell.startswith(_LOCAL_PREFIXES) or local.is_dir():
         return str(local.resolve())
@@ -260,10 +264,7 @@ def _image_params(row: _Row, params: Mapping[str, Any]) -> dict[str, Any]:
     for key in contract.IMAGE_EXTRA_KEYS:
         value = params.get(key)
         if isinstance(value, str) and value.startswith(_LOCAL_PREFIXES):
-            local = Path(value).expanduser()
-            resolved[key] = str(
-                (local if local.is_absolute() else row.path.parent / local).resolve()
-            )
+            resolved[key] = str(_beside_csv(row, value).resolve())
     return resolved
 
 

@@ -61,12 +61,14 @@ def check_overrides_reach(plans: Sequence[RunPlan], options: PlanOptions) -> Non
 
 
 def check_local_models(plans: Sequence[RunPlan]) -> None:
-    """Every local model folder named by a planned run exists."""
+    """Every local model folder named by a planned run exists, and its components' folders."""
     for plan in plans:
+        if plan.skip_reason:
+            continue
         model = plan.config.model_id
-        if not plan.skip_reason and Path(model).is_absolute() and not Path(model).is_dir():
+        if Path(model).is_absolute() and not Path(model).is_dir():
             raise RunnerError(f"{_where(plan)}: model folder {model} does not exist")
-        for folder in local_extras(plan.config) if not plan.skip_reason else ():
+        for folder in local_extras(plan.config):
             if not folder.is_dir():
                 raise RunnerError(f"{_where(plan)}: component folder {folder} does not exist")
 
