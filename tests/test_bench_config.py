@@ -281,3 +281,13 @@ def test_an_unknown_key_far_from_any_lists_every_valid_key():
         load_config("image_generation", ["backend.model=org/m", "nothing.like_it=1"])
     assert "generate_kwargs" not in str(raised.value)
     assert str(raised.value).endswith(", scenario.warmup_runs, scenario.width")
+
+
+def test_the_config_folder_is_found_where_the_package_lies():
+    """The folder is looked up once at import; the test calls the lookup again, in this layout."""
+    from energy_bench import config
+
+    folder = config._config_dir()
+    assert folder == config.CONFIG_DIR
+    assert folder.name == "configs" and folder.is_absolute()
+    assert sorted(p.stem for p in folder.glob("*.yaml")) == sorted(contract.CONFIG_NAMES.values())

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from fakes import fake_report
 
 from energy_bench import contract
+from orchestrator.store import records
 from orchestrator.store.records import (
     RECORD_SCHEMA,
+    STATUSES,
     RunRecord,
+    Status,
     holds_success,
     is_complete,
     read_record,
@@ -96,3 +100,32 @@ def test_only_an_ok_run_with_a_readable_report_is_complete(tmp_path, status):
     assert not is_complete(tmp_path, "id-2") and holds_success(tmp_path)  # another run's success
     save_record(tmp_path, RunRecord(**{**RECORD.__dict__, "status": status}))
     assert not is_complete(tmp_path, "id-1") and not holds_success(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("kind", "good", "bad", "asks"),
+    [
+        (str, ["", "ok"], [None, 1, b"x"], "text"),
+        (int, [0, 7], [-1, 1.5, True, "3", None], "a whole number >= 0"),
+        (int | None, [None, -2, 0, 9], [1.5, False, "1"], "a whole number or null"),
+        (
+            float,
+            [0, 0.0, 2.5, 3],
+            [-0.5, math.inf, math.nan, True, "1"],
+            "a finite number >= 0",
+        ),
+        (tuple[str, ...], [[], ["a", "b"]], [("a",), ["a", 1], "a", None], "a list of text"),
+        (Status, list(STATUSES), ["done", "", None, "OK"], "one of " + ", ".join(STATUSES)),
+    ],
+)
+def test_each_field_type_has_its_check(kind, good, bad, asks):
+    """The checks are made once at import, so the test calls the maker itself for each type."""
+    check, wanted = records._check(kind)
+    assert wanted == asks
+    assert [v for v in good if not check(v)] == []
+    assert [v for v in bad if check(v)] == []
+
+
+def test_a_field_type_without_a_check_is_refused():
+    with pytest.raises(TypeError, match=r"^no check for the record field type <class 'bytes'>$"):
+        records._check(bytes)
