@@ -18,8 +18,12 @@ from energy_bench.benchmark import PassResult, PromptRecord, RunData
 from energy_bench.config import load_config
 from energy_bench.energy.meter import Measurement
 from energy_bench.energy.sources import DeviceInfo
-from energy_bench.results import report as report_module
-from energy_bench.results.report import PREFILL_DECODE_SPLIT, build_report
+from energy_bench.results.report import (
+    NO_SPLIT,
+    PREFILL_DECODE_SPLIT,
+    TOKEN_SUMMARY_KEYS,
+    build_report,
+)
 from energy_bench.workload.prompts import PromptSet
 
 DEVICES = [DeviceInfo("gpu", "GPU A", "GPU-a", 0, 700.0), DeviceInfo("gpu", "GPU B", "GPU-b", 1)]
@@ -336,12 +340,19 @@ def image_record(repeat: int, i: int, latency: float, images: int, ok: bool = Tr
     return PromptRecord(repeat, i, i, 0, 0, latency, None, ok, "" if ok else "boom", images)
 
 
+def image_run_data(*passes: PassResult) -> RunData:
+    """The text run's data with an image config, an image backend and these passes."""
+    data = run_data()
+    data.config = load_config(
+        contract.IMAGE_CONFIG_NAME, ["backend.model=org/pipe", "scenario.num_samples=3"]
+    )
+    data.backend, data.passes = ImageBackend(), list(passes)
+    return data
+
+
 def test_an_image_run_reports_its_images_at_the_worst_pass_and_no_token_figure():
     """Two passes: 3 images in 6 s and 2 (one call failed) in 4 s; two images were kept."""
-    config = load_config("image_generation", ["backend.model=org/pipe", "scenario.num_samples=3"])
-    data = run_data()
-    data.config, data.backend = config, ImageBackend()
-    data.passes = [
+    data = image_run_data(
         PassResult(
             window("repeat_0", 6.0, 600.0, 0.0),
             (image_record(0, 0, 1.0, 1), image_record(0, 1, 2.0, 1), image_record(0, 2, 3.0, 1)),
@@ -354,7 +365,7 @@ def test_an_image_run_reports_its_images_at_the_worst_pass_and_no_token_figure()
                 image_record(1, 2, 2.5, 1),
             ),
         ),
-    ]
+    )
     data.images = [(0, object()), (1, object())]
     report = build_report(data)
     assert report["images"] == {
@@ -367,27 +378,23 @@ def test_an_image_run_reports_its_images_at_the_worst_pass_and_no_token_figure()
     summary, energy = report["summary"], report["energy"]
     assert summary["warmup"] == "2 pipeline calls"
     assert [k for k in summary if summary[k] is None] == [
-        k for k in summary if k in report_module.TOKEN_SUMMARY_KEYS
+        k for k in summary if k in TOKEN_SUMMARY_KEYS
     ]
-    assert set(report_module.TOKEN_SUMMARY_KEYS) <= set(summary)
+    assert set(TOKEN_SUMMARY_KEYS) <= set(summary)
     assert (energy["tokens_per_joule"], energy["completion_tokens_per_joule"]) == (None, None)
     assert (energy["prefill_wh"], energy["decode_wh"]) == (None, None)
-    assert energy["prefill_decode_split"] == report_module.NO_SPLIT
+    assert energy["prefill_decode_split"] == NO_SPLIT
 
 
 def test_an_image_run_without_a_pass_has_no_rate():
-    config = load_config("image_generation", ["backend.model=org/pipe"])
-    data = run_data()
-    data.config, data.backend, data.passes = config, ImageBackend(), []
-    images = build_report(data)["images"]
+    images = build_report(image_run_data())["images"]
     assert (images["images"], images["images_per_second"], images["saved_images"]) == (0, 0.0, 0)
     assert images["avg_latency_per_image_s"] is None
 
 
 def test_an_image_pass_of_no_measured_time_has_no_rate_rather_than_a_made_up_one():
-    config = load_config("image_generation", ["backend.model=org/pipe"])
-    data = run_data()
-    data.config, data.backend = config, ImageBackend()
-    data.passes = [PassResult(window("repeat_0", 0.0, 0.0, 0.0), (image_record(0, 0, 0.0, 1),))]
+    data = image_run_data(
+        PassResult(window("repeat_0", 0.0, 0.0, 0.0), (image_record(0, 0, 0.0, 1),))
+    )
     images = build_report(data)["images"]
     assert (images["images"], images["images_per_second"]) == (1, 0.0)

@@ -3,21 +3,22 @@
     python tools/known_bugs.py [WORDS ...]     # only the bugs whose name holds one of the words
 
 Each bug is a one-line change (issue 18's list, and a few more in the code the issue names as
-never executed) made in a scratch copy of the tree in /tmp/known-bugs; the default suite then
-runs there (``MARK``, default: without Docker, GPU and slow tests; ``XDIST="-n 8"`` spreads it
-where pytest-xdist is installed) and stops at its first failure. Prints "caught" with the first
-failing test, or "NOT CAUGHT". Exit status 1 when a bug is not caught.
+never executed) made in a scratch copy of the tree's tracked files, in a temporary folder; the
+default suite then runs there (``MARK``, default: without Docker, GPU and slow tests;
+``XDIST="-n 8"`` spreads it where pytest-xdist is installed) and stops at its first failure.
+Prints "caught" with the first failing test, or "NOT CAUGHT"; exit status 1 when one is not
+caught.
 """
 
 import os
-import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parent.parent
-WORK = Path("/tmp/known-bugs")
+from mutation import copy_tree  # the same tracked files as the mutation runs stage
+
 MEASURED_PASS = (
     "                records = _run_pass("
     "backend, source, batches, r, keep=data.images, keep_up_to=keep)\n"
@@ -105,32 +106,43 @@ BUGS = [
 ]
 XDIST = os.environ.get("XDIST", "").split()
 MARK = os.environ.get("MARK", "not docker and not gpu and not slow")
-only = sys.argv[1:]
-rows = []
-for name, path, old, new in BUGS:
-    if only and not any(word in name for word in only):
-        continue
-    shutil.rmtree(WORK, ignore_errors=True)
-    skip = shutil.ignore_patterns("build", ".whl", ".venv", ".git", "__pycache__")
-    shutil.copytree(SRC, WORK, ignore=skip)
-    module = WORK / path
-    text = module.read_text()
-    assert text.count(old) == 1, f"{name}: {path} no longer holds the line once"
-    module.write_text(text.replace(old, new))
-    started = time.time()
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", *XDIST, "-x", "-q", "-p", "no:cacheprovider",
-         "-m", MARK, "tests"],
-        cwd=WORK, capture_output=True, text=True,
-        # the scratch copy's packages, not an installed checkout's
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": f"{WORK}:{WORK}/container"},
-    )  # fmt: skip
+
+
+def check(name: str, path: str, old: str, new: str) -> tuple[str, float, str]:
+    """Make one bug in a scratch copy and run the suite there: (verdict, seconds, first failure)."""
+    with tempfile.TemporaryDirectory(prefix="known-bugs-") as scratch:
+        work = Path(scratch)
+        copy_tree(work)
+        module = work / path
+        text = module.read_text()
+        if text.count(old) != 1:
+            raise SystemExit(f"{name}: {path} no longer holds the line to change, once")
+        module.write_text(text.replace(old, new))
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", *XDIST, "-x", "-q", "-p", "no:cacheprovider",
+             "-m", MARK, "tests"],
+            cwd=work, capture_output=True, text=True,
+            # the scratch copy's packages, not an installed checkout's
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": f"{work}:{work}/container"},
+        )  # fmt: skip
     failed = [line for line in done.stdout.splitlines() if line.startswith("FAILED")]
     verdict = "caught" if done.returncode else "NOT CAUGHT"
-    rows.append((name, verdict, f"{time.time() - started:.0f} s", failed[:1]))
-    print(*rows[-1], flush=True)
-print()
-for name, verdict, took, failed in rows:
-    print(f"{verdict:<11} {took:>6}  {name}  {failed[0] if failed else ''}")
-shutil.rmtree(WORK, ignore_errors=True)
-sys.exit(1 if any(verdict != "caught" for _, verdict, _, _ in rows) else 0)
+    return verdict, time.monotonic() - started, failed[0] if failed else ""
+
+
+def main(words: list[str]) -> int:
+    """Check the bugs whose name holds one of ``words`` (all without); 1 if one is not caught."""
+    rows = []
+    for name, path, old, new in BUGS:
+        if words and not any(word in name for word in words):
+            continue
+        verdict, took, failed = check(name, path, old, new)
+        rows.append(f"{verdict:<11} {took:>4.0f} s  {name}  {failed}")
+        print(rows[-1], flush=True)
+    print("\n" + "\n".join(rows))
+    return 0 if all(row.startswith("caught") for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STAGE = ROOT / "build" / "mutation"
 EQUIVALENTS = ROOT / "docs" / "MUTATION.md"
 GOAL = 0.90
+CACHES = ("__pycache__", "*.pyc", ".pytest_cache")
 
 # The modules that decide the published numbers, as (source path, path in the staged copy).
 MODULES = {
@@ -92,17 +93,23 @@ def tracked_top_level() -> list[str]:
     return sorted({name.split("/")[0] for name in files})
 
 
-def stage(modules: list[str]) -> None:
-    """Make a fresh ``build/mutation`` with both packages under ``src/`` and mutmut's settings."""
-    shutil.rmtree(STAGE, ignore_errors=True)
-    STAGE.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+def copy_tree(dest: Path) -> None:
+    """Copy the tree's tracked top-level files and folders into ``dest``, without caches."""
+    dest.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns(*CACHES)
     for name in tracked_top_level():
         source = ROOT / name
         if source.is_dir():
-            shutil.copytree(source, STAGE / name, ignore=ignore)
+            shutil.copytree(source, dest / name, ignore=ignore)
         elif source.is_file():
-            shutil.copy2(source, STAGE / name)
+            shutil.copy2(source, dest / name)
+
+
+def stage(modules: list[str]) -> None:
+    """Make a fresh ``build/mutation`` with both packages under ``src/`` and mutmut's settings."""
+    shutil.rmtree(STAGE, ignore_errors=True)
+    copy_tree(STAGE)
+    ignore = shutil.ignore_patterns(*CACHES)
     shutil.copytree(ROOT / "orchestrator", STAGE / "src" / "orchestrator", ignore=ignore)
     bench = STAGE / "src" / "energy_bench"
     shutil.copytree(ROOT / "container" / "energy_bench", bench, ignore=ignore)
