@@ -76,3 +76,79 @@ def test_the_backend_type_picks_the_backend():
     assert (backend.cfg, backend.scenario) == (served.backend, served.scenario)
     local = load_config("text_generation", ["backend.model=org/m", "backend.device=cpu"])
     assert type(make_backend(local.backend, local.scenario)) is PyTorchBackend
+
+
+@pytest.mark.parametrize("no_weights", [False, True])
+def test_a_model_on_several_devices_is_placed_across_them_within_their_memory(
+    monkeypatch, no_weights
+):
+    """Two devices: the model is spread over them (the devices stand in for two GPUs here)."""
+    import torch
+    import transformers
+    from conftest import TINY_MODEL
+
+    from energy_bench.backends import placement
+    from energy_bench.backends.pytorch import PyTorchBackend
+    from energy_bench.config import load_config
+
+    cfg = load_config(
+        "text_generation",
+        [f"backend.model={TINY_MODEL}", "backend.torch_dtype=float32",
+         f"backend.no_weights={no_weights}"],
+    )  # fmt: skip
+    backend = PyTorchBackend(cfg.backend, cfg.scenario)
+    backend.devices = [torch.device("cpu"), torch.device("cpu")]
+    asked = {}
+    monkeypatch.setattr(
+        placement, "max_memory", lambda devices: asked.setdefault("max_memory", devices) and {}
+    )
+
+    def across(config, devices, dtype, remote):
+        asked["across"] = (config.model_type, devices, dtype, remote)
+        return transformers.AutoModelForCausalLM.from_config(config, dtype=dtype)
+
+    monkeypatch.setattr(placement, "random_model_across", across)
+    real = transformers.AutoModelForCausalLM.from_pretrained
+
+    def pretrained(model_id, **kwargs):
+        asked["pretrained"] = kwargs
+        return real(model_id, dtype=kwargs["dtype"])
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", pretrained)
+    backend.load()
+    if no_weights:
+        assert asked["across"] == ("llama", backend.devices, torch.float32, False)
+        assert "pretrained" not in asked
+    else:
+        assert asked["pretrained"] == {
+            "dtype": torch.float32, "device_map": "auto", "max_memory": {},
+            "trust_remote_code": False,
+        }  # fmt: skip
+        assert asked["max_memory"] == backend.devices
+    assert backend.parameters > 0
+
+
+def test_on_a_gpu_the_compiled_path_is_left_to_transformers_own_compilation(monkeypatch):
+    """Asked of transformers on a CPU only (where it would not compile by itself)."""
+    import torch
+    import transformers
+    from conftest import TINY_MODEL
+
+    from energy_bench.backends.pytorch import PyTorchBackend
+    from energy_bench.config import load_config
+
+    cfg = load_config(
+        "text_generation",
+        [f"backend.model={TINY_MODEL}", "backend.torch_dtype=float32",
+         "backend.generation=compiled"],
+    )  # fmt: skip
+    backend = PyTorchBackend(cfg.backend, cfg.scenario)
+    backend.devices = [torch.device("cuda", 0)]  # a stand-in: nothing is put on it here
+    monkeypatch.setattr(backend, "synchronize", lambda: None)
+    real = transformers.AutoModelForCausalLM.from_pretrained
+    monkeypatch.setattr(
+        transformers.AutoModelForCausalLM, "from_pretrained",
+        lambda model_id, **kwargs: real(model_id, dtype=kwargs["dtype"]),
+    )  # fmt: skip
+    backend.load()
+    assert backend.generation_path == "compiled" and backend._compile_config is None

@@ -262,6 +262,12 @@ def test_a_setting_the_benchmark_cannot_use_is_refused_with_its_key_and_value(ov
          "scenario.warmup_pass='3': expected true or false (default True), got a whole number"),
         ("energy.sample_hz=fast",
          "energy.sample_hz='fast': expected a number (default 10.0), got a string"),
+        # Of no simple kind: called a value.
+        ("scenario.generate_kwargs=5",
+         "scenario.generate_kwargs='5': expected a value (default {'max_new_tokens': 10, "
+         "'min_new_tokens': 10, 'do_sample': False}), got a whole number"),
+        ("scenario.num_samples=[1]",
+         "scenario.num_samples='[1]': expected a whole number (default 1000), got a value"),
     ],
 )  # fmt: skip
 def test_an_override_that_is_not_a_setting_is_refused_with_what_was_expected(override, message):
@@ -291,3 +297,70 @@ def test_the_config_folder_is_found_where_the_package_lies():
     assert folder == config.CONFIG_DIR
     assert folder.name == "configs" and folder.is_absolute()
     assert sorted(p.stem for p in folder.glob("*.yaml")) == sorted(contract.CONFIG_NAMES.values())
+
+
+def test_overrides_leave_the_defaults_they_were_given_untouched():
+    defaults = {"scenario": {"num_samples": 1000, "seed": 42}}
+    tree = apply_overrides(defaults, ["scenario.num_samples=3"])
+    assert tree == {"scenario": {"num_samples": 3, "seed": 42}}
+    assert defaults == {"scenario": {"num_samples": 1000, "seed": 42}}
+
+
+def test_an_override_splits_at_its_first_equals_sign():
+    tree = apply_overrides({"scenario": {"dataset_name": "x"}}, ["scenario.dataset_name=a=b.csv"])
+    assert tree["scenario"]["dataset_name"] == "a=b.csv"
+
+
+def test_a_leading_plus_on_a_key_is_dropped_and_nothing_else():
+    assert apply_overrides({"scenario": {"seed": 42}}, ["+scenario.seed=7"]) == {
+        "scenario": {"seed": 7}
+    }
+    with pytest.raises(BenchConfigError) as raised:
+        apply_overrides({"scenario": {"seed": 42}}, ["Xscenario.seed=7"])
+    assert str(raised.value) == (
+        "unknown config key 'Xscenario.seed'; did you mean 'scenario.seed'?"
+    )
+
+
+def test_an_unknown_key_only_somewhat_like_a_valid_one_lists_every_valid_key():
+    with pytest.raises(BenchConfigError) as raised:
+        load_config("text_generation", ["backend.model=org/m", "energy.hz=5"])
+    assert str(raised.value).startswith("unknown config key 'energy.hz'; valid keys: ")
+
+
+def test_a_free_form_generation_setting_keeps_the_number_type_it_was_given():
+    cfg = load_config(
+        "text_generation", ["backend.model=org/m", "scenario.generate_kwargs.temperature=2.0"]
+    )
+    temperature = cfg.scenario.generate_kwargs["temperature"]
+    assert temperature == 2.0 and type(temperature) is float
+
+
+@pytest.mark.parametrize(
+    ("value", "gpus"),
+    [
+        ("0,1", ("0", "1")),
+        ("[0, 1]", ("0", "1")),
+        ("1", ("1",)),
+        ("0, ,1,", ("0", "1")),
+        ("GPU-abc,mig-def", ("GPU-abc", "mig-def")),
+    ],
+)
+def test_the_server_gpus_are_indices_or_uuids_in_any_spelling(value, gpus):
+    cfg = load_config("text_generation", ["backend.model=org/m", f"backend.server_gpus={value}"])
+    assert cfg.backend.server_gpus == gpus
+
+
+@pytest.mark.parametrize(("installed", "expected"), [(True, "pkg/configs"), (False, "configs")])
+def test_the_config_folder_is_the_package_s_own_when_it_has_one(
+    tmp_path, monkeypatch, installed, expected
+):
+    from energy_bench import config
+
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (tmp_path / "configs").mkdir()
+    if installed:
+        (package / "configs").mkdir()
+    monkeypatch.setattr(config, "__file__", str(package / "config.py"))
+    assert config._config_dir() == tmp_path.resolve() / expected

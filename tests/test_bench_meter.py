@@ -26,6 +26,7 @@ from energy_bench.energy.meter import (
 from energy_bench.energy.nvml import PowerSample
 from energy_bench.energy.sources import DeviceInfo, EstimateSource, open_source
 
+METER_LOG = "energy_bench.energy.meter"
 STEP_S = 0.125  # the scripted sampler period (exact in binary: sums of it stay exact)
 
 
@@ -190,13 +191,14 @@ def test_the_sampler_reads_the_counter_once_a_second_not_every_sample():
     assert len(meter.trace()) == 32
 
 
-def test_a_reset_the_end_reading_shows_takes_the_trace_energy_per_gpu():
+def test_a_reset_the_end_reading_shows_takes_the_trace_energy_per_gpu(caplog):
     devices = Devices([100.0, 300.0], counter_update_s=0, base_j=5000.0)
     meter = scripted_meter(devices)
-    with meter.window("work") as w:
+    with caplog.at_level("WARNING", logger=METER_LOG), meter.window("work") as w:
         devices.run(1.0)
         devices.reset()
         devices.run(1.0)  # the end reading (100 J, 300 J) is below the start one
+    assert [r.getMessage() for r in caplog.records] == ["energy counter reset during window 'work'"]
     m = w.measurement
     assert m.counter_reset
     assert m.device_energy_j == (pytest.approx(200.0), pytest.approx(600.0))
@@ -237,21 +239,24 @@ def test_a_reset_no_reading_saw_leaves_the_window_flagged_by_the_trace_check():
 
 
 @pytest.mark.parametrize("own_pid_visible", [True, False])
-def test_a_process_that_appears_on_the_gpu_makes_the_window_suspect(own_pid_visible):
+def test_a_process_that_appears_on_the_gpu_makes_the_window_suspect(own_pid_visible, caplog):
     devices = Devices([100.0])
     devices.pids = {os.getpid()} if own_pid_visible else {77}  # in a container: other PIDs
     meter = scripted_meter(devices)
     with meter.window("alone") as alone:
         devices.run(0.25)
-    with meter.window("shared") as shared:
-        devices.pids = devices.pids | {4242}
+    with caplog.at_level("WARNING", logger=METER_LOG), meter.window("shared") as shared:
+        devices.pids = devices.pids | {4242, 99}
         devices.run(0.25)
-    devices.pids = devices.pids - {4242}
+    assert [r.getMessage() for r in caplog.records] == [
+        "window 'shared': other processes on the run's GPUs: [99, 4242]"
+    ]
+    devices.pids = devices.pids - {4242, 99}
     with meter.window("after") as after:
         devices.run(0.25)
     assert not alone.measurement.foreign_process
-    assert shared.measurement.foreign_pids == (4242,)
-    assert not after.measurement.foreign_process  # it left before this window began
+    assert shared.measurement.foreign_pids == (99, 4242)
+    assert not after.measurement.foreign_process  # they left before this window began
 
 
 def test_a_gpu_whose_processes_cannot_be_listed_is_not_flagged():
@@ -454,3 +459,27 @@ def test_a_device_that_used_under_a_joule_is_still_checked_and_none_is_not_a_res
     with meter.window("idle_gpu") as w:
         devices.run(1.0)
     assert w.measurement.device_energy_j[0] == 0.0 and not w.measurement.counter_reset
+
+
+def test_a_window_on_a_clock_that_did_not_start_at_zero_is_placed_on_the_meter_s_time():
+    devices = Devices([100.0], counter_update_s=0)
+    devices.t = 1000.0  # a monotonic clock reads the time since boot, never zero
+    meter = scripted_meter(devices)
+    devices.run(1.0)
+    with meter.window("work") as w:
+        devices.run(2.0, [200.0])
+    m = w.measurement
+    assert (m.start_s, m.duration_s, m.energy_j) == (1.0, 2.0, 400.0)
+    # The trace ramps from the 100 W sample at the start to 200 W at the next one: 6.25 J less.
+    assert (m.trace_energy_j, m.trace_samples) == (393.75, 17)
+
+
+def test_a_reset_with_no_trace_to_stand_in_counts_the_fallen_counter_as_nothing():
+    devices = Devices([100.0, 100.0], counter_update_s=0)
+    meter = scripted_meter(devices)
+    devices.run(1.0)
+    meter.begin_window("instant")
+    devices.energy = [0.0, devices.energy[1] + 5.0]  # GPU 0's counter restarts, GPU 1 moves on
+    m = meter.end_window("instant")  # no time passed: no trace inside the window
+    assert (m.counter_reset, m.trace_energy_j) == (True, None)
+    assert (m.device_energy_j, m.energy_j) == ((0.0, 5.0), 5.0)

@@ -7,9 +7,14 @@ which window: the warmup outside every measured one, each measured pass exactly 
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar
+
 import pytest
 from fakes import FakeBackend
 
+from energy_bench import benchmark
 from energy_bench.backends.base import Batch, Generation
 from energy_bench.benchmark import PromptRecord, RunData, run_benchmark
 from energy_bench.config import load_config
@@ -311,8 +316,207 @@ def test_kept_images_are_numbered_by_their_prompt_when_a_call_fails(tmp_path):
     batches = backend.prepare(["a", "b", "c", "d"])
     records = _run_pass(backend, WorkDevice(), batches, 0, keep=kept, keep_up_to=3)
     assert [r.ok for r in records] == [True, False, True, True]
+    assert [r.images for r in records] == [1, 0, 1, 1]  # one image per prompt that made one
     assert [i for i, _ in kept] == [0, 2]  # the first three prompts' images; prompt 1 made none
     write_images(tmp_path, kept)
     files = sorted((tmp_path / "images").iterdir())
     assert [f.name for f in files] == ["image_0000.png", "image_0002.png"]
     assert Image.open(files[1]).getpixel((0, 0)) == 2  # prompt 2's image under prompt 2's name
+    unasked = []  # no number given: no image is kept
+    _run_pass(backend, WorkDevice(), batches, 0, keep=unasked)
+    assert unasked == []
+
+
+class Requests(FakeBackend):
+    """Batches of three prompts sent as requests of their own; chosen calls fail every request."""
+
+    def __init__(self, fail_calls: set[int]) -> None:
+        super().__init__()
+        self.fail_calls = fail_calls
+
+    def prepare(self, prompts):
+        return [Batch((i, i + 1, i + 2), None, (5, 6, 7)) for i in range(0, len(prompts), 3)]
+
+    def generate(self, batch, max_new_tokens=None):
+        self.calls += 1
+        failing = self.calls in self.fail_calls
+        errors = tuple(f"HTTP 503 ({self.calls}{x})" for x in "abc") if failing else ()
+        return Generation((5, 6, 7), (0, 0, 0) if failing else (10, 10, 10), 0.5, 0.1,
+                          errors=errors)  # fmt: skip
+
+
+def test_a_batch_whose_every_request_failed_is_named_by_its_last_request_s_error(caplog):
+    from energy_bench.benchmark import _run_pass
+
+    backend = Requests({1, 2})
+    batches = backend.prepare(["p"] * 9)
+    with caplog.at_level("WARNING", logger="energy_bench.benchmark"):
+        records = _run_pass(backend, WorkDevice(), batches, 4)
+    assert [r.error for r in records[:3]] == ["HTTP 503 (1a)", "HTTP 503 (1b)", "HTTP 503 (1c)"]
+    assert [r.ok for r in records] == [False] * 6 + [True] * 3
+    assert [r.getMessage() for r in caplog.records] == [
+        "batch 0 of pass 4 failed: HTTP 503 (1c)",
+        "batch 1 of pass 4 failed: HTTP 503 (2c)",
+    ]
+
+
+def test_a_pass_whose_every_batch_of_requests_failed_aborts_on_its_last_error():
+    from energy_bench.benchmark import _run_pass
+
+    backend = Requests({1, 2})
+    with pytest.raises(BenchmarkAborted) as raised:
+        _run_pass(backend, WorkDevice(), backend.prepare(["p"] * 6), 0)
+    assert str(raised.value) == "every batch of pass 0 failed; last: HTTP 503 (2c)"
+    assert isinstance(raised.value.__cause__, BenchmarkAborted)
+    assert str(raised.value.__cause__) == "HTTP 503 (2c)"
+
+
+def test_a_pass_over_no_batch_is_empty_not_failed():
+    from energy_bench.benchmark import _run_pass
+
+    assert _run_pass(FakeBackend(), WorkDevice(), [], 0) == []
+
+
+def test_an_error_without_a_message_is_named_by_its_type():
+    from energy_bench.benchmark import _run_pass
+
+    class Silent(FakeBackend):
+        def generate(self, batch, max_new_tokens=None):
+            super().generate(batch, max_new_tokens)
+            if self.calls == 1:
+                raise RuntimeError()
+            return self.produce(batch, 10)
+
+    backend = Silent()
+    records = _run_pass(backend, WorkDevice(), backend.prepare(["a", "b"]), 0)
+    assert [(r.ok, r.error) for r in records] == [(False, "RuntimeError: "), (True, "")]
+
+
+def text_config(*settings: str):
+    """The text benchmark's config on the bundled prompts, with no idle wait, and ``settings``."""
+    base = ["backend.model=x", "scenario.dataset_name=bundled", "energy.idle_seconds=0"]
+    return load_config("text_generation", [*base, *settings])
+
+
+class Watched(benchmark.EnergyMeter):
+    """The benchmark's meter, noting how it was made and the idle time it was asked for."""
+
+    made: ClassVar[list[dict]] = []
+    idle_asked: ClassVar[list[float]] = []
+
+    def __init__(self, source, **options):
+        Watched.made.append(options)
+        super().__init__(source, **options)
+
+    def measure_idle(self, seconds):
+        Watched.idle_asked.append(seconds)
+        return super().measure_idle(0)  # the length is what is checked; nothing waits
+
+
+@pytest.fixture
+def watched(monkeypatch):
+    Watched.made, Watched.idle_asked = [], []
+    monkeypatch.setattr(benchmark, "EnergyMeter", Watched)
+    return Watched
+
+
+class Syncing(WorkBackend):
+    def __init__(self, device: WorkDevice) -> None:
+        super().__init__(device)
+        self.syncs = 0
+
+    def synchronize(self) -> None:
+        self.syncs += 1
+
+
+def test_the_run_measures_the_backend_s_devices_at_the_asked_rate_in_sync(watched, caplog):
+    config = text_config(
+        f"scenario.num_samples={PROMPTS}", "scenario.repeats=2", "energy.idle_seconds=0.25",
+        "energy.sample_hz=7",
+    )  # fmt: skip
+    device, opened = WorkDevice(), []
+    backend = Syncing(device)
+
+    def source_factory(uuids, parameters):
+        opened.append((list(uuids), parameters))
+        return device
+
+    with caplog.at_level("INFO", logger="energy_bench.benchmark"):
+        data = run_benchmark(
+            config, backend_factory=lambda *_: backend, source_factory=source_factory
+        )
+    assert opened == [(["GPU-0"], backend.parameters)]
+    assert [m["sample_hz"] for m in watched.made] == [7.0]
+    assert watched.idle_asked == [0.25]  # the source knows no idle power: it is measured
+    windows = ["preprocess", "warmup_pass", "repeat_0", "prefill_0", "repeat_1", "prefill_1"]
+    assert [data.preprocess.name, *(w.name for w in data.warmups)] == windows[:2]
+    assert [(p.measurement.name, p.prefill.name) for p in data.passes] == [
+        tuple(windows[2:4]), tuple(windows[4:]),
+    ]  # fmt: skip
+    assert backend.syncs == 2 * len(windows)  # at both ends of every window
+    started = datetime.fromisoformat(data.started_at)
+    assert started.utcoffset() == timedelta(0)
+    assert abs(datetime.now(UTC) - started) < timedelta(minutes=5)
+    assert isinstance(data.sampler_wall_s, float) and isinstance(data.sampler_cpu_s, float)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0] == f"{PROMPTS} prompts from {data.prompts.source}"
+    assert re.fullmatch(r"pass 1/2: \d+\.\d s, 0\.017 Wh", messages[1])  # 6 prompts of 10 J
+    assert re.fullmatch(r"pass 2/2: \d+\.\d s, 0\.017 Wh", messages[2])
+
+
+def test_a_source_that_knows_its_idle_power_is_not_measured_idle(watched):
+    class KnowsIdle(WorkDevice):
+        known_idle_w = 30.0
+
+    config = text_config("scenario.num_samples=2", "scenario.repeats=1", "energy.idle_seconds=5")
+    device = KnowsIdle()
+    run_benchmark(
+        config, backend_factory=lambda *_: WorkBackend(device), source_factory=lambda *_: device
+    )
+    assert watched.idle_asked == [0.0]
+
+
+class Painter(FakeBackend):
+    """An image pipeline: one image per prompt, painted with the number of its call."""
+
+    def generate(self, batch: Batch, max_new_tokens: int | None = None) -> Generation:
+        from PIL import Image
+
+        super().generate(batch, max_new_tokens)
+        image = Image.new("L", (2, 2), self.calls)
+        return Generation((5,), (0,), 0.001, None, images=(image,))
+
+
+@pytest.mark.parametrize("save", [0, 2])
+def test_an_image_run_keeps_the_first_images_of_its_first_measured_pass_only(save):
+    config = load_config(
+        "image_generation",
+        ["backend.model=x", "scenario.dataset_name=bundled", "scenario.num_samples=3",
+         "scenario.repeats=2", "scenario.warmup_runs=1", f"scenario.save_images={save}",
+         "energy.idle_seconds=0"],
+    )  # fmt: skip
+    device, backend = WorkDevice(), Painter()
+    data = run_benchmark(
+        config, backend_factory=lambda *_: backend, source_factory=lambda *_: device
+    )
+    assert backend.calls == 1 + 3 + 3  # the warmup call, then two passes of three prompts
+    assert [r.images for p in data.passes for r in p.records] == [1] * 6
+    kept = [(i, image.getpixel((0, 0))) for i, image in data.images]
+    assert kept == [(0, 2), (1, 3)][:save]  # calls 2 and 3: the first measured pass's
+
+
+def test_each_pass_counts_the_graphs_built_in_its_windows_and_numbers_its_prefill():
+    class Compiling(WorkBackend):
+        """A graph built on every call (as a compiled path would on each new shape)."""
+
+        def graphs_built(self) -> int:
+            return self.calls
+
+    config = text_config("scenario.num_samples=2", "scenario.repeats=2")
+    device = WorkDevice()
+    backend = Compiling(device)
+    data = run_benchmark(
+        config, backend_factory=lambda *_: backend, source_factory=lambda *_: device
+    )
+    assert [p.graphs_built for p in data.passes] == [4, 4]  # two prompts, then their prefill
+    assert [[r.repeat for r in p.prefill_records] for p in data.passes] == [[0, 0], [1, 1]]

@@ -10,7 +10,14 @@ import pytest
 from model_config_parser import ModelConfigParser
 from orchestrator.errors import ConfigError
 from orchestrator.models.config import ReasoningState, Task
-from orchestrator.models.reasoning import Rule, read_formats, resolve_directive
+from orchestrator.models.reasoning import (
+    NOT_APPLICABLE,
+    SHIPPED_FORMATS,
+    ReasoningFormats,
+    Rule,
+    read_formats,
+    resolve_directive,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ModelConfigParser(ROOT / "models.csv").parse()
@@ -223,3 +230,71 @@ def test_a_formats_file_that_cannot_be_read_or_holds_a_control_character_is_refu
         '  in "<unicode string>", position 10'
     )
     assert raised.value.line is None
+
+
+def formats(tmp_path, *families: str) -> ReasoningFormats:
+    path = tmp_path / "formats.yaml"
+    path.write_text("families:\n" + "".join(f"  - {f}\n" for f in families))
+    return ReasoningFormats(read_formats(path))
+
+
+def test_harmony_takes_the_state_s_effort_then_the_rule_s_then_high_on_and_low_off(tmp_path):
+    table = formats(
+        tmp_path,
+        "{name: bare, patterns: [bare], on: harmony, off: harmony}",
+        "{name: set, patterns: [set], on: {control: harmony, effort: medium},"
+        " off: {control: harmony, effort: medium}}",
+    )
+
+    def effort(model, state):
+        return table.resolve(model, state, Task.TEXT_GEN).effort
+
+    assert [effort("org/bare", s) for s in (ReasoningState.ON, ReasoningState.OFF)] == [
+        "high", "low",
+    ]  # fmt: skip
+    assert [effort("org/set", s) for s in (ReasoningState.ON, ReasoningState.OFF)] == [
+        "medium", "medium",
+    ]  # fmt: skip
+    assert effort("org/set", ReasoningState.ON_LOW) == "low"  # the state's own effort first
+    assert effort("org/bare", ReasoningState.OFF_NA) == "low"
+
+
+def test_a_family_without_effort_levels_has_none_and_says_so_only_when_one_was_asked(tmp_path):
+    table = formats(
+        tmp_path,
+        "{name: h, patterns: [gpt], on: harmony, off: harmony}",
+        "{name: k, patterns: ['.'], on: {control: chat_template_kwarg, note: kwarg family},"
+        " off: chat_template_kwarg}",
+    )
+    plain = table.resolve("org/m", ReasoningState.ON, Task.TEXT_GEN)
+    assert (plain.effort, plain.note, plain.mismatch) == (None, "kwarg family", "")
+    asked = table.resolve("org/m", ReasoningState.ON_HIGH, Task.TEXT_GEN)
+    assert asked.effort is None
+    assert asked.note == ("kwarg family; this family has no effort levels: 'high' is not applied")
+    harmony = table.resolve("org/gpt", ReasoningState.ON_LOW, Task.TEXT_GEN)
+    assert (harmony.effort, harmony.note) == ("low", "")
+
+
+def test_a_one_mode_model_says_which_mode_it_runs_in(tmp_path):
+    table = formats(
+        tmp_path,
+        "{name: t, patterns: [think], on: model_default,"
+        " off: {control: model_default, runs: on, note: it always thinks}}",
+        "{name: i, patterns: ['.'], on: {control: model_default, runs: off}, off: model_default}",
+    )
+    thinking = table.resolve("org/think", ReasoningState.OFF, Task.TEXT_GEN)
+    assert (thinking.enabled, thinking.mismatch) == (
+        True, "the CSV asks Off, but the model runs only reasoning: it always thinks",
+    )  # fmt: skip
+    instruct = table.resolve("org/m", ReasoningState.ON, Task.TEXT_GEN)
+    assert (instruct.enabled, instruct.mismatch) == (
+        False, "the CSV asks On, but the model runs only without reasoning",  # no note to add
+    )  # fmt: skip
+
+
+def test_reasoning_applies_to_text_generation_with_a_state_only():
+    table = ReasoningFormats(read_formats(SHIPPED_FORMATS))
+    for state in ReasoningState:
+        assert table.resolve("org/m", state, Task.IMAGE_GEN) == NOT_APPLICABLE
+    assert table.resolve("org/m", ReasoningState.NONE, Task.TEXT_GEN) == NOT_APPLICABLE
+    assert table.resolve("org/m", ReasoningState.ON, Task.TEXT_GEN) != NOT_APPLICABLE

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from fakes import fake_report
+from dataclasses import replace
+
+import pytest
+from fakes import fake_report, write_report
 
 from energy_bench import contract
+from orchestrator.store import master
 from orchestrator.store.master import COLUMNS, corrupt_row, row_of
-from orchestrator.store.records import RunRecord
+from orchestrator.store.paths import RECORD_FILE
+from orchestrator.store.records import RunRecord, save_record
 
 RECORD = RunRecord(
     run_id="id-9", name="org_m_On", model_id="org/m", model_class="B", task="text_gen",
@@ -121,3 +126,49 @@ def test_an_image_run_s_row_holds_its_images_and_protocol():
     assert row_of(image, made)["image_protocol"] == "50 steps, 1024x768, guidance None"
     made["images"]["images"] = {"odd": 1}  # an odd part: an empty cell, not an error
     assert row_of(image, made)["images"] is None
+
+
+def test_a_run_folder_has_a_row_once_its_record_is_final_and_only_a_success_reads_its_report(
+    tmp_path, monkeypatch
+):
+    folder = tmp_path / RECORD.name
+    folder.mkdir()
+    assert master._row(folder) is None  # no record yet: not started
+    write_report(folder, report())
+    for status in ("running", "interrupted"):
+        save_record(folder, replace(RECORD, status=status))
+        assert master._row(folder) is None
+    save_record(folder, RECORD)
+    assert master._row(folder) == row_of(RECORD, report())
+    failed = replace(RECORD, status="failed", cause="timeout", error_message="timeout: 600 s")
+    save_record(folder, failed)
+    assert master._row(folder) == row_of(failed, None)  # a failed run's report is not its figures
+    monkeypatch.setattr(master, "load_report", lambda _: pytest.fail("a failed run's report read"))
+    assert master._row(folder) == row_of(failed, None)
+
+
+def test_an_unreadable_record_makes_a_corrupt_row_that_says_which_file_and_why(tmp_path):
+    folder = tmp_path / "org_m_On"
+    folder.mkdir()
+    (folder / RECORD_FILE).write_text("{ not json")
+    assert master._row(folder) == corrupt_row("org_m_On", RECORD_FILE, "unreadable, or not JSON")
+
+
+def test_a_folder_that_breaks_its_reader_is_a_corrupt_row_and_a_warning(
+    tmp_path, monkeypatch, caplog
+):
+    folder = tmp_path / RECORD.name
+    folder.mkdir()
+    save_record(folder, RECORD)
+
+    def broken(_folder):
+        raise RuntimeError("x" * 300)
+
+    monkeypatch.setattr(master, "load_report", broken)
+    with caplog.at_level("WARNING", logger=master.__name__):
+        row = master._row(folder)
+    error = repr(RuntimeError("x" * 300))
+    assert row == corrupt_row(RECORD.name, "run folder", f"cannot be read ({error[:200]})")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{RECORD.name}: cannot make its master row: {error}"
+    ]

@@ -6,12 +6,14 @@ import json
 import re
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 from fakes import failed_report, fake_report, write_report
 
 from energy_bench.contract import REPORT_FILE, RESULT_FILES
 from orchestrator.commands.progress import LogProgress
+from orchestrator.execution import scheduler
 from orchestrator.execution.execute import ExecOptions
 from orchestrator.execution.scheduler import run_sweep
 from orchestrator.execution.slots import cpu_slots, gpu_slots
@@ -378,3 +380,246 @@ def test_a_sweep_adopts_a_folder_of_the_earlier_spelling_and_logs_each_run_s_exp
         "org_na_Off_N_A": "ok",
         "org_m2_Off": "ok",
     }
+
+
+class Events:
+    """A progress view that keeps what it was told, in order."""
+
+    def __init__(self):
+        self.said = []
+
+    def start(self, total):
+        self.said.append(("start", total))
+
+    def started(self, slot, name):
+        self.said.append(("started", slot, name))
+
+    def finished(self, slot, name, status):
+        self.said.append(("finished", slot, name, status))
+
+    def stop(self):
+        self.said.append(("stop",))
+
+
+class Instant(FakeRunner):
+    """Ends each run at once, as FakeRunner does, with a duration of its own, and keeps specs."""
+
+    def __init__(self):
+        super().__init__(seconds=0)
+        self.specs = []
+
+    def run(self, spec, *, token=None):
+        self.specs.append((spec, token))
+        outcome = super().run(spec, token=token)
+        return RunOutcome(outcome.cause, outcome.exit_code, 7.5, outcome.message)
+
+
+def test_each_run_is_reported_on_its_gpus_with_its_cores_and_only_successes_are_timed(tmp_path):
+    from orchestrator.store.durations import duration_key, load_durations
+
+    the_plans = plans(["m1", "bad"], model_class="C")  # class C: two GPUs each
+    slots = gpu_slots(["GPU-a", "GPU-b"], ["H200", "H200"], cpus=[0, 1, 2, 3])
+    events, runner = Events(), Instant()
+    options = ExecOptions(out_dir=tmp_path, image="img", retry_wait_s=0)
+    result = run_sweep(the_plans, runner=runner, options=options, slots=slots, progress=events,
+                       token="hf_x", order="priority")  # fmt: skip
+    assert events.said == [
+        ("start", 2),
+        ("started", "GPU 0, GPU 1", "org_m1_Off"),
+        ("finished", "GPU 0, GPU 1", "org_m1_Off", "ok"),
+        ("started", "GPU 0, GPU 1", "org_bad_Off"),
+        ("finished", "GPU 0, GPU 1", "org_bad_Off", "failed"),
+        ("stop",),
+    ]
+    assert [(s.gpu_uuids, s.cpus, token) for s, token in runner.specs] == [
+        (("GPU-a", "GPU-b"), (0, 1, 2, 3), "hf_x"),
+    ] * 2
+    ok = the_plans[0]
+    assert load_durations(tmp_path) == {duration_key(ok.run_id, "H200"): 7.5}
+    assert [(r.name, r.status) for r in result.records] == [
+        ("org_m1_Off", "ok"), ("org_bad_Off", "failed"),
+    ]  # fmt: skip
+    rows = OutputLayout(tmp_path).master_csv.read_text().splitlines()
+    assert len(rows) == 3  # the header and both runs
+
+
+def test_a_run_that_fits_no_slot_of_the_pool_stops_the_sweep_instead_of_waiting(tmp_path):
+    the_plans = plans(["big"], model_class="C")  # two GPUs, where the pool has one
+    with pytest.raises(RuntimeError, match=r"^no pending run fits 1 free slot\(s\)$"):
+        sweep(tmp_path, the_plans, Instant(), gpu_slots(["GPU-a"], cpus=[0]), fits=lambda p: "")
+
+
+def test_max_parallel_one_runs_one_at_a_time_in_priority_order(tmp_path):
+    late, first = single_config("org/late"), single_config("org/first")
+    configs = [replace(late, priority=2), replace(first, priority=1)]
+    the_plans = plan_runs(configs, PlanOptions(image="img", software_id="fake"))
+    events, runner = Events(), Instant()
+    options = ExecOptions(out_dir=tmp_path, image="img", retry_wait_s=0)
+    run_sweep(the_plans, runner=runner, options=options, slots=cpu_slots(2, cpus=[0, 1]),
+              progress=events, order="priority", max_parallel=1)  # fmt: skip
+    assert events.said == [
+        ("start", 2), ("started", "CPU slot 0", "org_first_Off"),
+        ("finished", "CPU slot 0", "org_first_Off", "ok"),
+        ("started", "CPU slot 1", "org_late_Off"),  # the next free slot: one run at a time
+        ("finished", "CPU slot 1", "org_late_Off", "ok"), ("stop",),
+    ]  # fmt: skip
+
+
+def test_ctrl_c_during_a_sweep_cancels_the_running_runs_then_rebuilds_the_master(tmp_path, caplog):
+    cancelled = threading.Event()
+
+    class Interrupted(Instant):
+        def run(self, spec, *, token=None):
+            self.specs.append((spec, token))
+            if "m1" in spec.overrides[0]:
+                raise KeyboardInterrupt
+            cancelled.wait(10)  # the other run ends when the sweep cancels it, as if killed
+            return RunOutcome(Cause.KILLED, 137, 1.0, "killed")
+
+        def cancel(self):
+            cancelled.set()
+
+    events, runner = Events(), Interrupted()
+    options = ExecOptions(out_dir=tmp_path, image="img", retries=2, retry_wait_s=0)
+    logged = caplog.at_level("WARNING", logger="orchestrator.execution.scheduler")
+    with logged, pytest.raises(KeyboardInterrupt):
+        run_sweep(plans(["m1", "m2"]), runner=runner, options=options,
+                  slots=cpu_slots(2, cpus=[0, 1]), progress=events)  # fmt: skip
+    assert cancelled.is_set()
+    assert [r.getMessage() for r in caplog.records] == ["interrupted: stopping 1 running run(s)"]
+    assert events.said[-1] == ("stop",)
+    layout = OutputLayout(tmp_path)
+    stopped = load_record(layout.run_dir("org_m2_Off"))  # killed by the stop: not retried
+    assert (stopped.status, stopped.attempts, stopped.exit_code) == ("interrupted", 1, 137)
+    assert stopped.error_message == "interrupted: interrupted (Ctrl-C): stopped"
+    assert len(runner.specs) == 2
+    assert load_record(layout.run_dir("org_m1_Off")).status == "interrupted"
+    assert layout.master_csv.is_file()
+
+
+def disk_full(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+
+def test_bookkeeping_that_cannot_write_is_one_logged_line_each_and_the_sweep_goes_on(
+    tmp_path, monkeypatch, caplog
+):
+    for name in (
+        "adopt_legacy_folders",
+        "settle_stale",
+        "save_record",
+    ):  # the last: a skipped run's
+        monkeypatch.setattr(scheduler, name, disk_full)  # the skipped run's record
+    (skipped,) = plans(["m1"])
+    skipped = replace(skipped, skip_reason="not on this host")
+    with caplog.at_level("ERROR", logger="orchestrator.execution.scheduler"):
+        result = sweep(tmp_path, [skipped], Instant(), cpu_slots(1, cpus=[0]))
+    assert [r.getMessage() for r in caplog.records] == [
+        "run folders of an earlier version were not renamed: [Errno 28] No space left on device",
+        "stale records were not settled: [Errno 28] No space left on device",
+        "org_m1_Off: its skipped record was not saved: [Errno 28] No space left on device",
+    ]
+    assert [(r.status, r.error_message) for r in result.records] == [
+        ("skipped", "not on this host"),
+    ]  # fmt: skip
+
+
+def test_the_runs_fit_is_judged_with_the_models_the_runs_will_see(tmp_path, monkeypatch):
+    seen = []
+
+    def misfit(plan, *, slots, hf_home):
+        seen.append((plan.name, hf_home))
+        return ""
+
+    monkeypatch.setattr(scheduler, "misfit", misfit)
+    options = ExecOptions(out_dir=tmp_path, image="img", hf_cache_dir=tmp_path / "hf")
+    run_sweep(plans(["m1"]), runner=Instant(), options=options, slots=cpu_slots(1, cpus=[0]),
+              progress=Events())  # fmt: skip
+    assert seen == [("org_m1_Off", tmp_path / "hf")]
+
+
+def test_a_sweep_with_no_slot_resumes_what_is_done_and_says_what_it_cannot_start(tmp_path, caplog):
+    from orchestrator.store.durations import duration_key, save_duration
+
+    done, left = plans(["m1", "m2"])
+    sweep(tmp_path, [done], Instant(), cpu_slots(1, cpus=[0]))
+    save_duration(tmp_path, duration_key(left.run_id, "cpu"), 42.0)
+    result = sweep(tmp_path, [done], Instant(), [])
+    assert result.resumed == ["org_m1_Off"]
+    with (
+        caplog.at_level("DEBUG", logger="orchestrator.execution.scheduler"),
+        pytest.raises(RuntimeError, match=r"^no pending run fits 0 free slot\(s\)$"),
+    ):
+        sweep(tmp_path, [done, left], Instant(), [], fits=lambda p: "")
+    assert "org_m2_Off: took 42 s" in [r.getMessage() for r in caplog.records]
+
+
+def test_a_class_c_run_takes_one_slot_on_a_host_without_gpus(tmp_path):
+    result = sweep(tmp_path, plans(["big"], model_class="C"), Instant(), cpu_slots(1, cpus=[0]),
+                   fits=lambda plan: "")  # the executor says it fits (a small model)  # fmt: skip
+    assert [(r.name, r.status) for r in result.records] == [("org_big_Off", "ok")]
+
+
+def test_a_master_csv_that_cannot_be_written_is_logged_and_the_runs_still_end(
+    tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(scheduler, "update_master", disk_full)
+    monkeypatch.setattr(scheduler, "rebuild_master", disk_full)
+    with caplog.at_level("ERROR", logger="orchestrator.execution.scheduler"):
+        result = sweep(tmp_path, plans(["m1"]), Instant(), cpu_slots(1, cpus=[0]))
+    assert [r.getMessage() for r in caplog.records] == [
+        "org_m1_Off: the master CSV was not updated: [Errno 28] No space left on device",
+        "the master CSV was not rebuilt: [Errno 28] No space left on device",
+    ]
+    assert [r.status for r in result.records] == ["ok"]
+
+
+def test_a_slot_freed_by_one_run_is_taken_while_the_others_still_run(tmp_path):
+    third_started = threading.Event()
+    waited = []
+
+    class Overlapping(Instant):
+        def run(self, spec, *, token=None):
+            if "m1" in spec.overrides[0]:  # runs until the third run has started beside it
+                waited.append(third_started.wait(10))
+            if "m3" in spec.overrides[0]:
+                third_started.set()
+            return super().run(spec, token=token)
+
+    result = sweep(tmp_path, plans(["m1", "m2", "m3"]), Overlapping(), cpu_slots(2, cpus=[0, 1]),
+                   order="priority")  # fmt: skip
+    assert waited == [True]  # m2's slot went to m3 before m1 ended
+    assert sorted(r.status for r in result.records) == ["ok"] * 3
+
+
+def test_a_sweep_stopped_by_ctrl_c_returns_only_once_every_run_has_ended(tmp_path):
+    ended = []
+
+    class Stubborn(Instant):
+        """The first run is interrupted; the other ignores the cancel and ends a second later."""
+
+        def run(self, spec, *, token=None):
+            if "m1" in spec.overrides[0]:
+                raise KeyboardInterrupt
+            threading.Event().wait(1.0)
+            ended.append(spec.run_id)
+            return RunOutcome(Cause.INTERRUPTED, 130, 1.0, "stopped late")
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep(tmp_path, plans(["m1", "m2"]), Stubborn(), cpu_slots(2, cpus=[0, 1]))
+    assert len(ended) == 1  # not returned while a run was still going
+    assert load_record(OutputLayout(tmp_path).run_dir("org_m2_Off")).status == "interrupted"
+
+
+def test_every_slot_of_a_large_pool_runs_at_once(tmp_path):
+    together = threading.Barrier(40, timeout=10)  # broken unless all 40 runs are live at once
+
+    class Meeting(Instant):
+        def run(self, spec, *, token=None):
+            together.wait()
+            return super().run(spec, token=token)
+
+    slots = gpu_slots([f"GPU-{i}" for i in range(40)], cpus=list(range(40)))
+    names = [f"m{i}" for i in range(40)]
+    result = sweep(tmp_path, plans(names), Meeting(), slots, fits=lambda plan: "")
+    assert [r.status for r in result.records] == ["ok"] * 40

@@ -245,7 +245,7 @@ def _execute(
             ),
         )
         raise
-    if stopping.is_set() and not outcome.ok:
+    if stopping.is_set() and not outcome.ok and outcome.cause is not Cause.INTERRUPTED:
         outcome = RunOutcome(
             Cause.INTERRUPTED,
             outcome.exit_code,

@@ -237,12 +237,7 @@ def run_sweep(
         stop.set()
         log.warning("interrupted: stopping %d running run(s)", len(running))
         runner.cancel()
-        for future in list(running):
-            try:
-                result.records.append(future.result(timeout=120))
-            except Exception as exc:  # the record on disk says interrupted already
-                log.debug("run ended with %s", exc)
-        raise
+        raise  # the pool's shutdown below waits for the cancelled runs to write their records
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         with _logged_os_errors("the master CSV was not rebuilt"):

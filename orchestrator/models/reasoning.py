@@ -84,7 +84,8 @@ class ReasoningFormats:
         mismatch = ""
         if runs != asked:
             mode = "reasoning" if runs else "without reasoning"
-            mismatch = f"the CSV asks {state.value}, but the model runs only {mode}: {rule.note}"
+            mismatch = f"the CSV asks {state.value}, but the model runs only {mode}"
+            mismatch += f": {rule.note}" if rule.note else ""
         return _directive(rule.control, runs, effort, "; ".join(n for n in notes if n), mismatch)
 
 

@@ -213,7 +213,7 @@ class EnergyMeter:
         foreign = opened.foreign | self.foreign_pids()
         if foreign:
             log.warning("window %r: other processes on the run's GPUs: %s", name, sorted(foreign))
-        self._label = next(reversed(self._open), "idle") if self._open else "idle"
+        self._label = next(reversed(self._open), "idle")
         deltas = [b - a for a, b in zip(opened.counters, counters, strict=True)]
         duration = end - opened.start
         rows = self.trace()  # one snapshot serves both checks
