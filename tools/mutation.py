@@ -1,6 +1,6 @@
 """Mutation testing of the code that makes or publishes the numbers.
 
-    python tools/mutation.py [--jobs N] [--keep] [--only GLOB ...] [--markdown]
+    python tools/mutation.py [--jobs N] [--keep] [--only GLOB ...] [--mutants NAME ...] [--markdown]
 
 mutmut needs the packages it mutates under one source folder, so this stages a copy of the
 tree in ``build/mutation`` with both packages under ``src/`` (``src/orchestrator`` and
@@ -16,6 +16,8 @@ tokenizers are kept to one thread: a pool started before the fork deadlocks the 
 then ends as a timeout and would count as a kill. ``--keep`` reuses the staged copy and its
 results, copies the current tests into it and re-tests the mutants that survived or had no
 tests (after new tests were written); it refuses when a mutated module changed since staging.
+``--mutants`` tests only the mutants named (``x__execute__mutmut_*``: every mutant of a
+function), even those already decided; the others stay unchecked.
 
 It prints one line per module: mutants, killed, survived, no tests, timeouts, those listed as
 equivalent in ``docs/MUTATION.md`` and the score, killed / (mutants - equivalent), with the
@@ -242,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=None, help="mutants tested at once")
     parser.add_argument("--only", nargs="+", default=[], metavar="GLOB", help="modules to mutate")
     parser.add_argument(
+        "--mutants", nargs="+", default=[], metavar="NAME",
+        help="test only these mutants (mutmut's names, * for any text), even those decided",
+    )  # fmt: skip
+    parser.add_argument(
         "--keep", action="store_true",
         help="reuse build/mutation and its results; re-test survivors with the current tests",
     )  # fmt: skip
@@ -260,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         command = [sys.executable, "-m", "mutmut", "run"]
         if args.jobs:
             command += ["--max-children", str(args.jobs)]
+        command += args.mutants
         done = subprocess.run(command, cwd=STAGE, env={**os.environ, **SINGLE_THREADED})
         if done.returncode:
             print(f"mutmut run ended with exit status {done.returncode}", file=sys.stderr)
