@@ -623,3 +623,46 @@ def test_every_slot_of_a_large_pool_runs_at_once(tmp_path):
     names = [f"m{i}" for i in range(40)]
     result = sweep(tmp_path, plans(names), Meeting(), slots, fits=lambda plan: "")
     assert [r.status for r in result.records] == ["ok"] * 40
+
+
+def _waits_for_b(known_s, order, tmp_path):
+    """Sweep a (class A), c (class C, both GPUs), b and x (class A) on two GPUs.
+
+    Each run's duration is known beforehand (``known_s``); x ends at once, and a runs until b
+    has started beside it. Returns whether b started while a still ran.
+    """
+    from orchestrator.store.durations import duration_key, save_duration
+
+    the_plans = plans(["a"]) + plans(["c"], model_class="C") + plans(["b", "x"])
+    the_plans = [p for p in the_plans if p.config.model_id in known_s]
+    for plan in the_plans:
+        save_duration(tmp_path, duration_key(plan.run_id, "GPU"), known_s[plan.config.model_id])
+    b_started, waited = threading.Event(), []
+
+    class BesideA(Instant):
+        def run(self, spec, *, token=None):
+            model = spec.overrides[0].partition("=")[2]
+            if model == "org/b":
+                b_started.set()
+            if model == "org/a":
+                waited.append(b_started.wait(5))
+            return super().run(spec, token=token)
+
+    result = sweep(tmp_path, the_plans, BesideA(), gpu_slots(["GPU-0", "GPU-1"], cpus=[0, 1]),
+                   order=order, fits=lambda plan: "")  # fmt: skip
+    assert sorted(r.status for r in result.records) == ["ok"] * len(the_plans)
+    return waited == [True]
+
+
+def test_priority_order_starts_any_run_that_fits_even_one_that_delays_the_next(tmp_path):
+    # a takes one GPU; c, next in priority, needs both; b fits the other GPU at once, although
+    # it is expected to end long after a (longest-first would keep that GPU for c).
+    known = {"org/a": 10.0, "org/c": 5.0, "org/b": 100.0}
+    assert _waits_for_b(known, "priority", tmp_path)
+
+
+def test_longest_order_backfills_a_short_run_that_ends_before_the_longer_run_does(tmp_path):
+    # a and x start together; x ends at once; c, the longest waiting, needs both GPUs, so it
+    # waits for a (expected 100 s); b (10 s) ends before then and may take x's GPU meanwhile.
+    known = {"org/a": 100.0, "org/x": 60.0, "org/c": 50.0, "org/b": 10.0}
+    assert _waits_for_b(known, "longest", tmp_path)
