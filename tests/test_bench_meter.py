@@ -8,11 +8,16 @@ asks for them (once a second), as the real source does. Every figure is then exa
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+import energy_bench
 from energy_bench.energy.meter import (
     COUNTER_SAMPLE_PERIOD_S,
     SHORT_WINDOW_UPDATES,
@@ -129,6 +134,7 @@ def test_the_idle_baseline_is_its_own_window_of_the_asked_length():
     labels = {(row.window, row.power_w) for row in meter.trace()}
     assert labels == {("idle_baseline", 80.0), ("repeat_0", 400.0)}
     assert meter.measure_idle(0) is None
+    assert meter.measure_idle(0.5).duration_s == 0.5  # under a second is still measured
 
 
 def test_a_window_is_short_below_ten_counter_updates_not_at_ten():
@@ -307,6 +313,7 @@ def test_a_failing_sampler_stops_alone_and_the_counters_keep_measuring(caplog):
         devices.energy = [e + 200.0 for e in devices.energy]
     meter.close()
     assert w.measurement.energy_j == 200.0 and w.measurement.trace_energy_j is None
+    assert meter.sampler_wall_s > 0  # its time is still told
     assert "power sampler stopped: the driver went away" in caplog.text
 
 
@@ -331,6 +338,7 @@ def test_no_gpu_gives_a_labelled_estimate_never_zero():
 def test_the_estimate_counts_work_done_not_time_spent():
     source = EstimateSource(parameters=3_000_000)
     assert "3,000,000 parameters" in source.devices[0].name
+    assert source.devices[0].kind == "cpu"  # as results show it: not a GPU
     end = time.process_time() + 0.1
     while time.process_time() < end:  # busy, but no work reported: nothing counted
         pass
@@ -483,3 +491,87 @@ def test_a_reset_with_no_trace_to_stand_in_counts_the_fallen_counter_as_nothing(
     m = meter.end_window("instant")  # no time passed: no trace inside the window
     assert (m.counter_reset, m.trace_energy_j) == (True, None)
     assert (m.device_energy_j, m.energy_j) == ((0.0, 5.0), 5.0)
+
+
+def test_a_process_already_on_the_gpu_is_foreign_where_the_benchmark_sees_its_own_pid():
+    devices = Devices([100.0])
+    devices.pids = {os.getpid(), 77}  # 77 was there before the meter started
+    meter = scripted_meter(devices)
+    with meter.window("work") as w:
+        devices.run(0.25)
+    assert w.measurement.foreign_pids == (77,)
+    devices.pids = {77}  # in a container the benchmark's own PID is not shown: 77 was there
+    contained = scripted_meter(devices)
+    with contained.window("work") as w:
+        devices.run(0.25)
+    assert not w.measurement.foreign_process
+
+
+def test_the_trace_keeps_each_reading_s_clock_and_temperature():
+    devices = Devices([100.0, 50.0])
+    meter = scripted_meter(devices)
+    devices.run(0.25)
+    rows = meter.trace()
+    assert [(r.device, r.power_w, r.sm_clock_mhz, r.temperature_c) for r in rows[:2]] == [
+        (0, 100.0, 1980, 40),
+        (1, 50.0, 1980, 40),
+    ]
+    assert meter.sampler_cpu_s == meter.sampler_wall_s == 0.0  # no sampler thread ran
+
+
+def test_a_counter_read_at_the_window_start_is_the_first_the_reset_check_compares():
+    from energy_bench.energy.meter import _counter_fell
+
+    def row(t, joules):
+        return TraceRow(t, 0, "w", 100.0, None, None, joules)
+
+    assert _counter_fell([row(1.0, 900.0), row(2.0, 5.0)], start=1.0)  # fell from the start's
+    assert not _counter_fell([row(0.5, 900.0), row(2.0, 5.0)], start=1.0)  # before it: not
+    assert not _counter_fell([row(1.0, 900.0), row(2.0, None), row(3.0, 950.0)], start=1.0)
+
+
+def test_the_background_sampler_keeps_its_rate_and_tells_its_own_time():
+    hz = 100
+    begun = time.monotonic()
+    meter = EnergyMeter(Devices([100.0], counter_update_s=0), sample_hz=hz)
+    time.sleep(0.5)
+    meter.close()
+    elapsed = time.monotonic() - begun
+    samples = len(meter.trace())
+    assert 0.7 * elapsed * hz <= samples <= elapsed * hz + 2, (samples, elapsed)
+    assert 0 < meter.sampler_wall_s <= elapsed
+    assert 0 <= meter.sampler_cpu_s <= meter.sampler_wall_s
+
+
+def test_close_does_not_wait_for_ever_on_a_sampler_stuck_in_the_driver(monkeypatch):
+    from energy_bench.energy import meter as meter_module
+
+    monkeypatch.setattr(meter_module, "SAMPLER_STOP_S", 0.05)
+    devices, stuck, release = Devices([100.0]), threading.Event(), threading.Event()
+
+    def hangs(*, with_energy: bool) -> list[PowerSample]:
+        stuck.set()
+        release.wait(30)  # a driver call that does not return
+        return []
+
+    devices.sample = hangs
+    meter = EnergyMeter(devices, sample_hz=100)
+    assert stuck.wait(5)
+    begun = time.monotonic()
+    meter.close()
+    assert time.monotonic() - begun < 5
+    release.set()
+
+
+def test_a_meter_left_open_does_not_keep_the_benchmark_from_exiting():
+    code = (
+        "from energy_bench.energy.meter import EnergyMeter\n"
+        "from energy_bench.energy.sources import EstimateSource\n"
+        "EnergyMeter(EstimateSource(1000), sample_hz=100)\n"
+        "print('left')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(energy_bench.__file__).parents[1])},
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (0, "left\n")

@@ -458,7 +458,7 @@ def test_without_gpus_rapl_is_used_where_readable_else_the_labelled_estimate(
 
 
 def test_host_counter_power_is_the_counter_slope_between_samples(tmp_path, monkeypatch):
-    clock = iter([100.0, 100.5, 100.5, 101.5])
+    clock = iter([100.0, 100.5, 100.5, 101.5, 102.5])
     monkeypatch.setattr(sources.time, "monotonic", lambda: next(clock))
     zone = rapl_zone(tmp_path, "intel-rapl:0", 1_000_000)
     source = RaplSource(root=tmp_path)
@@ -469,6 +469,7 @@ def test_host_counter_power_is_the_counter_slope_between_samples(tmp_path, monke
     assert source.sample(with_energy=False) == [PowerSample(0.0, None, None, 41.0)]
     set_uj(zone, 72_000_000)  # 30 J in 1 s
     assert source.sample(with_energy=False) == [PowerSample(30.0, None, None, 71.0)]
+    assert source.sample(with_energy=False) == [PowerSample(0.0, None, None, 71.0)]  # 1 s, 0 J
 
 
 # --- a sampler that breaks mid-run ---------------------------------------------------------------

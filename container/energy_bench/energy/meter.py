@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 SHORT_WINDOW_UPDATES = 10  # a window shorter than ten counter updates is flagged
 TRACE_TOLERANCE = 0.05  # trace vs counter disagreement above 5 % is flagged
 COUNTER_SAMPLE_PERIOD_S = 1.0  # the sampler reads the (costly) energy counter this often
+SAMPLER_STOP_S = 5.0  # how long close() waits for a sampler stuck in a driver call
 
 
 @dataclass(frozen=True)
@@ -273,7 +274,7 @@ class EnergyMeter:
         """Stop the sampler and release the source."""
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=SAMPLER_STOP_S)
         self.source.close()
 
 
