@@ -99,12 +99,21 @@ def test_retries_run_out_and_the_last_failure_is_recorded(tmp_path):
         (PermissionError(errno.EACCES, "Permission denied"), "permission_denied", None),
     ],
 )  # fmt: skip
-def test_a_runner_that_breaks_fails_this_run_alone_and_says_why(tmp_path, error, cause, message):
-    _, record = run(tmp_path, Scripted(error))
+def test_a_runner_that_breaks_fails_this_run_alone_and_says_why(
+    tmp_path, caplog, error, cause, message
+):
+    with caplog.at_level("DEBUG", logger="orchestrator.execution.execute"):
+        plan, record = run(tmp_path, Scripted(error))
     assert (record.status, record.cause) == ("failed", cause)
     expected = message or f"permission_denied: Permission denied: {tmp_path}"
     assert record.error_message == expected
     assert record.finished_at
+    said = [(r.levelname, r.getMessage(), bool(r.exc_info)) for r in caplog.records]
+    error = [("ERROR", f"{plan.name}: {expected}", False)]
+    if cause == "runner_error":  # a bug somewhere: its traceback for whoever debugs it
+        assert said == [("DEBUG", f"{plan.name}: runner error", True), *error]
+    else:
+        assert said == error
 
 
 class Recording:
@@ -334,3 +343,14 @@ def test_a_successful_attempt_replaces_an_earlier_success(tmp_path):
     again = execute(plan, runner=Recording(RunOutcome(Cause.OK, 0, 3.0, "")), options=options)
     assert load_record(layout.run_dir(plan.name)) == again and again.duration_s == 3.0
     assert not (layout.run_dir(plan.name) / "attempts").exists()
+
+
+def test_a_run_whose_folder_cannot_be_written_fails_alone_without_raising(tmp_path):
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the output folder should be")
+    (plan,) = plan_runs([single_config("org/m")], PlanOptions(image="img", software_id="s"))
+    options = ExecOptions(out_dir=blocker, image="img", retries=0, retry_wait_s=0)
+    runner = Scripted(RunOutcome(Cause.OK, 0, 1.0))
+    record = execute(plan, runner=runner, options=options)
+    assert (record.status, runner.calls) == ("failed", 0)
+    assert "Not a directory: " + str(blocker) in record.error_message  # where, and why

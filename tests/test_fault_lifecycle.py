@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -139,7 +140,13 @@ def test_stale_running_records_are_settled_as_interrupted(tmp_path):
     assert settle_stale(tmp_path, [plan.name, "absent"]) == [plan.name]
     record = load_record(layout.run_dir(plan.name))
     assert record.status == "interrupted" and record.cause == Cause.INTERRUPTED.value
+    assert record.error_message == "interrupted: its sweep stopped before the run ended"
+    assert record.finished_at  # when it was found so, as it never said when it ended
     assert settle_stale(tmp_path, [plan.name]) == []  # only once
+    ended = replace(base, finished_at="2026-01-02T03:04:05+00:00")
+    save_record(layout.run_dir(plan.name), ended)  # a run that said when it ended keeps that
+    assert settle_stale(tmp_path, [plan.name]) == [plan.name]
+    assert load_record(layout.run_dir(plan.name)).finished_at == ended.finished_at
 
 
 def _bench(results: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -408,12 +415,14 @@ def test_folders_of_an_earlier_spelling_are_renamed_once_and_never_over_a_run(tm
     layout.run_dir("b_Off_N_A").mkdir()
     layout.run_dir("c_Off_NA").mkdir()  # a folder without a record is renamed too
     (layout.run_dir("") / "d_Off_NA").write_text("a file, not a run folder")
+    layout.run_dir("_Off_NAe_On").mkdir()  # a name without the spelling has no old one
     names = ["a_Off_N_A_Off_N_A", "b_Off_N_A", "c_Off_N_A", "d_Off_N_A", "e_On"]
     assert adopt_legacy_folders(tmp_path, names) == [
         ("a_Off_N_A_Off_NA", "a_Off_N_A_Off_N_A"), ("c_Off_NA", "c_Off_N_A"),
     ]  # fmt: skip
     assert load_record(layout.run_dir("a_Off_N_A_Off_N_A")).name == "a_Off_N_A_Off_N_A"
     assert layout.run_dir("b_Off_NA").is_dir() and layout.run_dir("d_Off_NA").is_file()
+    assert layout.run_dir("_Off_NAe_On").is_dir() and not layout.run_dir("e_On").exists()
     assert adopt_legacy_folders(tmp_path, names) == []  # once
 
 
@@ -425,3 +434,9 @@ def test_a_skipped_record_says_so_and_why():
     assert (record.status, record.cause, record.error_message, record.runner) == (
         "skipped", "skipped", "needs 2 GPUs", "",
     )  # fmt: skip
+    assert (record.executor, record.model_class) == ("", "A")  # no runner, no executor
+    classless = replace(plan, config=replace(plan.config, model_class=None))
+    assert (
+        skipped_record(classless, ExecOptions(out_dir=Path("/out"), image="img"), "x").model_class
+        == ""
+    )
