@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -20,7 +21,7 @@ from huggingface_hub import constants as hub_constants
 
 from energy_bench.backends.pytorch import PyTorchBackend
 from energy_bench.config import CONFIG_DIR, load_config
-from energy_bench.errors import ModelNotFound
+from energy_bench.errors import BenchConfigError, ModelNotFound
 
 PROMPTS = ["Hi.", "Name three rivers, and say which one is the longest of them."]
 
@@ -55,6 +56,18 @@ def recorded(monkeypatch, owner: type, name: str) -> list[tuple[tuple, dict]]:
 
     monkeypatch.setattr(owner, name, record)
     return calls
+
+
+def tokenizers_changed(monkeypatch, change) -> None:
+    """transformers' tokenizer loader, with ``change`` made to every tokenizer it loads."""
+    real = transformers.AutoTokenizer.from_pretrained
+
+    def load(*args, **kwargs):
+        tok = real(*args, **kwargs)
+        change(tok)
+        return tok
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", load)
 
 
 def generate_calls(backend: PyTorchBackend) -> list[dict]:
@@ -151,19 +164,16 @@ def test_the_tokenizer_pads_on_the_left_with_its_own_pad_token():
 
 
 def test_a_tokenizer_without_a_pad_token_pads_with_its_end_of_sequence_token(monkeypatch):
-    real = transformers.AutoTokenizer.from_pretrained
-
-    def without_pad(*args, **kwargs):
-        tok = real(*args, **kwargs)
-        tok.pad_token = None
-        return tok
-
-    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", without_pad)
+    tokenizers_changed(monkeypatch, lambda tok: setattr(tok, "pad_token", None))
     backend = backend_for()
     backend.load()
     tok = backend.tokenizer
     assert (tok.pad_token, tok.pad_token_id) == ("<|eos|>", 2)
     assert backend.generate(backend.prepare(PROMPTS)[0]).completion_tokens == (10, 10)
+    # A model that stops: its rows end on that token, counted once (the minimum's 3, then it).
+    stops = backend_for("scenario.generate_kwargs.min_new_tokens=3", model=TINY_EOS_MODEL)
+    stops.load()
+    assert stops.generate(stops.prepare(PROMPTS)[0]).completion_tokens == (4, 4)
 
 
 def test_the_model_s_parameters_and_the_time_loading_took_are_recorded():
@@ -193,6 +203,107 @@ def test_a_directive_applied_as_asked_logs_nothing(caplog):
     with caplog.at_level(logging.WARNING, logger="energy_bench"):
         backend_for().load()
     assert logged(caplog) == []
+
+
+# --- preparing ------------------------------------------------------------------------------
+def test_a_backend_not_loaded_yet_says_so_when_asked_to_render_or_prepare():
+    backend = backend_for()
+    with pytest.raises(AssertionError, match=r"^load\(\) first$"):
+        backend.render("Hi.")
+    with pytest.raises(AssertionError, match=r"^load\(\) first$"):
+        backend.prepare(PROMPTS)
+
+
+def test_batches_are_tokenized_onto_the_run_s_first_device(monkeypatch):
+    backend = backend_for()
+    backend.load()
+    moved = recorded(monkeypatch, transformers.BatchEncoding, "to")
+    batches = backend.prepare([*PROMPTS, "One more."])
+    assert [b.indices for b in batches] == [(0, 1), (2,)]
+    assert [args[1:] for args, _ in moved] == [(torch.device("cpu"),)] * 2
+
+
+@pytest.mark.parametrize("template", [True, False], ids=["chat-template", "plain"])
+def test_the_tokenizer_s_bos_is_added_only_where_no_chat_template_writes_one(monkeypatch, template):
+    def change(tok):
+        tok.add_bos_token = True  # the tokenizer starts every text with BOS, as Llama's do
+        if not template:
+            tok.chat_template = None
+
+    tokenizers_changed(monkeypatch, change)
+    backend = backend_for()
+    backend.load()
+    (batch,) = backend.prepare(["Hi."])
+    text = backend.tokenizer.decode(batch.inputs["input_ids"][0])
+    # The tiny model's chat template writes BOS itself: once, not twice.
+    assert text == ("<|bos|><|user|>Hi.\n<|assistant|>" if template else "<|bos|>Hi.")
+
+
+def test_truncation_cuts_only_prompts_past_the_context_beside_the_budget_and_says_so(caplog):
+    backend = backend_for("scenario.truncation=True")
+    backend.load()
+    whole = backend.prepare(PROMPTS)
+    longest, budget = max(whole[0].prompt_tokens), backend.scenario.max_new_tokens
+    config = backend.model.config  # the same model with a shorter context, as prepare reads it
+    config.max_position_embeddings = longest + budget  # the longest prompt just fits
+    with caplog.at_level(logging.WARNING, logger="energy_bench"):
+        fits = backend.prepare(PROMPTS)
+    assert logged(caplog) == [] and backend.truncated_prompts == 0
+    assert fits[0].prompt_tokens == whole[0].prompt_tokens
+    config.max_position_embeddings = longest + budget - 1  # one token short
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="energy_bench"):
+        cut = backend.prepare(PROMPTS)
+    assert backend.truncated_prompts == 1
+    assert cut[0].prompt_tokens[0] == whole[0].prompt_tokens[0]
+    assert cut[0].prompt_tokens[1] <= longest - 1
+    assert logged(caplog) == [
+        (
+            logging.WARNING,
+            f"scenario.truncation: 1 of 2 prompts cut to {longest - 1} tokens (the model's "
+            "context less max_new_tokens)",
+        )
+    ]
+    config.max_position_embeddings = 2048
+    backend.prepare(PROMPTS)
+    assert backend.truncated_prompts == 0  # counted again for every prepare
+
+
+def test_a_budget_one_token_short_of_the_context_leaves_that_token_to_each_prompt(monkeypatch):
+    # Without a chat template a prompt can be cut down to a single token.
+    tokenizers_changed(monkeypatch, lambda tok: setattr(tok, "chat_template", None))
+    backend = backend_for()
+    backend.load()
+    backend.model.config.max_position_embeddings = backend.scenario.max_new_tokens + 1
+    (batch,) = backend.prepare(PROMPTS)
+    assert batch.prompt_tokens == (1, 1) and backend.truncated_prompts == 2
+
+
+def test_the_context_is_read_from_the_text_part_of_a_config_made_of_several():
+    class Composite:
+        """The config of a model that reads more than text: the context is its text part's."""
+
+        def get_text_config(self):
+            return SimpleNamespace(max_position_embeddings=12)
+
+    backend = backend_for("scenario.truncation=False")
+    backend.load()
+    whole = backend.prepare(PROMPTS)[0].prompt_tokens
+    for config in (Composite(), SimpleNamespace(max_position_embeddings=12)):
+        backend.model.config = config
+        with pytest.raises(BenchConfigError, match=r"the model's context \(12 tokens\)"):
+            backend.prepare(PROMPTS)
+    # A config that gives no context as a number of tokens sets no limit.
+    for config in (SimpleNamespace(), SimpleNamespace(max_position_embeddings="12")):
+        backend.model.config = config
+        assert backend.prepare(PROMPTS)[0].prompt_tokens == whole
+
+
+def test_no_prompts_make_no_batches_and_a_static_cache_for_the_budget_alone():
+    backend = backend_for("backend.generation=compiled")
+    backend.load()
+    assert backend.prepare([]) == []
+    assert backend.generation.static_cache_tokens == backend.scenario.max_new_tokens
 
 
 # --- generating -----------------------------------------------------------------------------
@@ -305,6 +416,22 @@ def test_a_generation_whose_steps_are_never_seen_has_no_time_to_first_token():
     done = backend.generate(batch)
     assert done.ttft_s is None and done.latency_s > 0
     assert done.tokens == ((5, 6, 7), (5, 6, 7)) and done.completion_tokens == (3, 3)
+
+
+def test_a_row_counts_up_to_any_of_the_model_s_end_tokens_or_else_up_to_its_padding():
+    backend = backend_for()
+    backend.load()
+    batch = backend.prepare(PROMPTS)[0]
+    pad = backend.tokenizer.pad_token_id
+    # Row one stopped on something other than an end token of the model (a stop string, say)
+    # and was padded after it; row two has token 7 second.
+    answer = torch.tensor([[5, 6, pad, pad], [5, 7, 8, 9]])
+    backend.model.generate = lambda **kwargs: torch.cat([kwargs["input_ids"], answer], dim=1)
+    counts = {}
+    for eos in ([2, 7], 7, None):
+        backend.model.generation_config.eos_token_id = eos
+        counts[str(eos)] = backend.generate(batch).completion_tokens
+    assert counts == {"[2, 7]": (2, 2), "7": (2, 2), "None": (2, 4)}
 
 
 # --- compiling ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ which window: the warmup outside every measured one, each measured pass exactly 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
@@ -154,6 +155,36 @@ def test_a_failed_prompt_s_tokens_are_not_counted():
     report = build_report(data)
     assert report["summary"]["total_completion_tokens"] == 10 * (PROMPTS - 1)
     assert report["summary"]["total_prompt_tokens"] == sum(5 + i for i in range(1, PROMPTS))
+
+
+def test_the_work_told_to_the_source_is_the_backend_s_own_count_or_else_every_token():
+    class Counting(WorkDevice):
+        """A source that counts work done (as the estimate does)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.work: list[int] = []
+
+        def add_work(self, tokens: int) -> None:
+            self.work.append(tokens)
+
+    class Weighing(WorkBackend):
+        """Its even calls say what work they did (as an image pipeline's denoiser does)."""
+
+        def generate(self, batch: Batch, max_new_tokens: int | None = None) -> Generation:
+            gen = super().generate(batch, max_new_tokens)
+            return replace(gen, work_tokens=1000 + self.calls) if self.calls % 2 == 0 else gen
+
+    config = text_config(
+        "scenario.num_samples=2", "scenario.repeats=1", "scenario.warmup_pass=False",
+        "scenario.warmup_runs=0",
+    )  # fmt: skip
+    device = Counting()
+    run_benchmark(
+        config, backend_factory=lambda *_: Weighing(device), source_factory=lambda *_: device
+    )
+    # The pass (prompts of 5 and 6 tokens, 10 new each), then its prefill (1 new each).
+    assert device.work == [5 + 10, 1002, 5 + 1, 1004]
 
 
 def test_prefill_is_measured_in_its_own_window_after_each_pass_and_decode_is_the_rest():
