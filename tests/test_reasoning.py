@@ -15,6 +15,7 @@ from orchestrator.models.reasoning import (
     SHIPPED_FORMATS,
     ReasoningFormats,
     Rule,
+    load_formats,
     read_formats,
     resolve_directive,
 )
@@ -298,3 +299,45 @@ def test_reasoning_applies_to_text_generation_with_a_state_only():
         assert table.resolve("org/m", state, Task.IMAGE_GEN) == NOT_APPLICABLE
     assert table.resolve("org/m", ReasoningState.NONE, Task.TEXT_GEN) == NOT_APPLICABLE
     assert table.resolve("org/m", ReasoningState.ON, Task.TEXT_GEN) != NOT_APPLICABLE
+
+
+def test_a_user_s_formats_file_is_tried_before_the_shipped_families(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "families:\n  - {name: mine, patterns: [gpt-oss], on: system_prompt, off: system_prompt}\n"
+    )
+    table = load_formats([path])
+    gpt = table.resolve("openai/gpt-oss-20b", ReasoningState.ON, Task.TEXT_GEN)
+    assert (gpt.control, gpt.system_prompt) == ("system_prompt", "/think")
+    qwen = table.resolve("Qwen/Qwen3-8B", ReasoningState.ON, Task.TEXT_GEN)
+    assert qwen.control == "chat_template_kwarg"  # the shipped families still follow
+
+
+def test_a_table_without_a_family_for_the_model_names_the_model(tmp_path):
+    # The shipped table ends in a family that matches every id; a table read alone may not.
+    table = formats(tmp_path, "{name: h, patterns: [gpt], on: harmony, off: harmony}")
+    with pytest.raises(LookupError) as raised:
+        table.resolve("org/m", ReasoningState.ON, Task.TEXT_GEN)
+    assert str(raised.value) == "no reasoning family matches 'org/m'"
+
+
+@pytest.mark.parametrize(
+    ("model", "state", "writes"),
+    [
+        ("openai/gpt-oss-20b", "On (Medium)", ({"reasoning_effort": "medium"}, None, None, None)),
+        ("openai/gpt-oss-20b", "Off", ({"reasoning_effort": "low"}, None, None, None)),
+        ("Qwen/Qwen3-0.6B", "Off", ({"enable_thinking": False}, None, None, None)),
+        ("deepseek-ai/DeepSeek-R1", "On", ({}, None, None, "<think>\n")),
+        ("deepseek-ai/DeepSeek-R1", "Off", ({}, None, None, "<think>\n\n</think>\n\n")),
+        ("HuggingFaceTB/SmolLM3-3B", "On", ({}, "/think", None, None)),
+        ("tencent/Hunyuan-1.8B-Instruct", "Off", ({}, None, "/no_think", None)),
+        ("google/gemma-3-1b-it", "On", ({}, None, None, None)),
+    ],
+)
+def test_each_control_writes_its_own_strings_for_the_mode(model, state, writes):
+    # (chat template kwargs, system prompt, prompt prefix, assistant prefix), written out from
+    # each family's documented switch.
+    d = resolve_directive(model, ReasoningState(state), Task.TEXT_GEN)
+    assert (dict(d.chat_template_kwargs), d.system_prompt, d.prompt_prefix, d.assistant_prefix) == (
+        writes
+    )
