@@ -9,15 +9,18 @@ import sys
 import pytest
 
 from energy_bench import contract
-from energy_bench.config import apply_overrides, load_config
+from energy_bench.config import CONFIG_DIR, apply_overrides, load_config
 from energy_bench.errors import BenchConfigError
 
 
 def test_defaults_hold_every_spec_key():
     cfg = load_config("text_generation", ["backend.model=org/m"])
+    assert cfg.name == "text_generation"
     assert cfg.backend.torch_dtype == "bfloat16" and cfg.backend.no_weights is False
     assert cfg.scenario.dataset_name == "EnergyStarAI/text_generation"
     assert cfg.scenario.text_column_name == "text" and cfg.scenario.batch_size == 1
+    assert cfg.scenario.warmup_pass is True and cfg.scenario.truncation is True
+    assert cfg.scenario.seed == 42
     assert (cfg.scenario.min_new_tokens, cfg.scenario.max_new_tokens) == (10, 10)
     assert cfg.energy.idle_seconds > 0 and cfg.energy.sample_hz == 10.0
     assert cfg.energy.carbon_intensity_g_per_kwh > 0
@@ -38,6 +41,9 @@ def test_overrides_are_typed():
             "scenario.generate_kwargs.temperature=0.7",
             "energy.idle_seconds=0",
             "scenario.dataset_split=2024",
+            "scenario.warmup_pass=false",
+            "scenario.truncation=false",
+            "scenario.seed=7",
         ],
     )
     assert cfg.backend.no_weights is True
@@ -48,6 +54,8 @@ def test_overrides_are_typed():
     assert cfg.scenario.generate_kwargs == {"do_sample": False, "temperature": 0.7}
     assert cfg.energy.idle_seconds == 0.0
     assert cfg.scenario.dataset_split == "2024"
+    assert cfg.scenario.warmup_pass is False and cfg.scenario.truncation is False
+    assert cfg.scenario.seed == 7
 
 
 def test_quoted_values_stay_strings_with_escapes():
@@ -94,8 +102,9 @@ def test_bad_overrides_are_clear(override, message):
 
 
 def test_model_is_required_and_config_name_checked():
-    with pytest.raises(BenchConfigError, match=r"backend\.model is required"):
+    with pytest.raises(BenchConfigError) as raised:
         load_config("text_generation")
+    assert str(raised.value) == "backend.model is required (a Hub id or a local folder)"
     with pytest.raises(BenchConfigError, match="known: image_generation, text_generation"):
         load_config("speech_generation", ["backend.model=x"])
 
@@ -141,6 +150,8 @@ def test_cli_bad_key_exits_2_listing_valid_keys(tmp_path):
         ("energy.idle_seconds=3", ("energy", "idle_seconds"), 3.0),
         ("scenario.num_samples=1e2", ("scenario", "num_samples"), 100),
         ("scenario.num_samples=1_000", ("scenario", "num_samples"), 1000),
+        # YAML reads an int with its underscores anywhere; a float key still gets a float.
+        ("energy.idle_seconds=2__5", ("energy", "idle_seconds"), 25.0),
     ],
 )
 def test_numbers_in_any_yaml_or_json_spelling(override, key, expected):
@@ -240,6 +251,25 @@ def test_check_mode_answers_a_line_per_set_and_loads_nothing():
          'none'),
         (['scenario.warmup_runs=-1'], 'scenario.warmup_runs=-1: must be at least 0'),
         (['scenario.num_samples=0'], 'scenario.num_samples=0: must be at least 1'),
+        (['backend.endpoint=http://u@h:8000/v1'],
+         'backend.endpoint: no user, password or query in the URL; a key goes in the '
+         'VLLM_API_KEY environment variable'),
+        (['backend.model=" "'], 'backend.model is required (a Hub id or a local folder)'),
+        (['scenario.reasoning_params.reasoning=maybe'],
+         "scenario.reasoning_params.reasoning='maybe': expected true, false or null"),
+        (['scenario.reasoning_params.enable_thinking=maybe'],
+         "scenario.reasoning_params.enable_thinking='maybe': expected true, false or null"),
+        (['scenario.reasoning_params.control=harmony'],
+         'control=harmony needs scenario.reasoning_params.reasoning_effort'),
+        (['scenario.input_shapes.batch_size=0'],
+         'scenario.input_shapes.batch_size=0: must be at least 1'),
+        (['scenario.generate_kwargs.min_new_tokens=-1'],
+         'scenario.generate_kwargs.min_new_tokens=-1: must be at least 0'),
+        (['energy.sample_hz=100.5'], 'energy.sample_hz=100.5: at most 100'),
+        # null passes the type check of a key whose default is a value: the range check names it.
+        (['scenario.num_samples=null'], 'scenario.num_samples=None: expected a number'),
+        (['scenario.concurrency=null'], 'scenario.concurrency=None: expected a whole number'),
+        (['scenario.truncation=null'], 'scenario.truncation=None: expected true, false'),
     ],
 )  # fmt: skip
 def test_a_setting_the_benchmark_cannot_use_is_refused_with_its_key_and_value(overrides, message):
@@ -262,12 +292,21 @@ def test_a_setting_the_benchmark_cannot_use_is_refused_with_its_key_and_value(ov
          "scenario.warmup_pass='3': expected true or false (default True), got a whole number"),
         ("energy.sample_hz=fast",
          "energy.sample_hz='fast': expected a number (default 10.0), got a string"),
+        # Spellings a float reads as infinite or not-a-number are not numbers here.
+        ("energy.idle_seconds=1e999",
+         "energy.idle_seconds='1e999': expected a number (default 5.0), got a string"),
+        ("carbon.intensity_g_per_kwh=nan",
+         "carbon.intensity_g_per_kwh='nan': expected a number (default 400.0), got a string"),
         # Of no simple kind: called a value.
         ("scenario.generate_kwargs=5",
          "scenario.generate_kwargs='5': expected a value (default {'max_new_tokens': 10, "
          "'min_new_tokens': 10, 'do_sample': False}), got a whole number"),
         ("scenario.num_samples=[1]",
          "scenario.num_samples='[1]': expected a whole number (default 1000), got a value"),
+        ("scenario.dataset_split=true",
+         "scenario.dataset_split='true': expected a string (default 'train'), got true or false"),
+        ("scenario.dataset_split=[a, b]",
+         "scenario.dataset_split='[a, b]': expected a string (default 'train'), got a value"),
     ],
 )  # fmt: skip
 def test_an_override_that_is_not_a_setting_is_refused_with_what_was_expected(override, message):
@@ -364,3 +403,82 @@ def test_the_config_folder_is_the_package_s_own_when_it_has_one(
         (package / "configs").mkdir()
     monkeypatch.setattr(config, "__file__", str(package / "config.py"))
     assert config._config_dir() == tmp_path.resolve() / expected
+
+
+def test_a_value_at_the_edge_of_its_range_is_accepted():
+    cfg = load_config(
+        "text_generation",
+        [
+            "backend.model=org/m",
+            "scenario.generate_kwargs.max_new_tokens=10_000_000",
+            "scenario.generate_kwargs.min_new_tokens=0",
+            "energy.sample_hz=100",
+        ],
+    )
+    assert (cfg.scenario.max_new_tokens, cfg.scenario.min_new_tokens) == (10_000_000, 0)
+    assert cfg.energy.sample_hz == 100.0
+
+
+def test_a_server_backend_takes_an_http_or_https_endpoint():
+    for endpoint in ("http://h:8000/v1", "https://h/v1"):
+        cfg = load_config(
+            "text_generation",
+            ["backend.model=org/m", "backend.type=vllm", f"backend.endpoint={endpoint}"],
+        )
+        assert (cfg.backend.type, cfg.backend.endpoint) == ("vllm", endpoint)
+
+
+def test_a_null_minimum_budget_means_no_floor():
+    cfg = load_config(
+        "text_generation", ["backend.model=org/m", "scenario.generate_kwargs.min_new_tokens=null"]
+    )
+    assert cfg.scenario.min_new_tokens == 0
+    assert "min_new_tokens" not in cfg.scenario.generate_kwargs
+
+
+def test_a_config_file_without_a_minimum_budget_has_no_floor(tmp_path):
+    text = (CONFIG_DIR / "text_generation.yaml").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if "min_new_tokens:" not in line]
+    (tmp_path / "short.yaml").write_text("\n".join(lines), encoding="utf-8")
+    cfg = load_config("short", ["backend.model=org/m"], config_dir=tmp_path)
+    assert (cfg.name, cfg.scenario.min_new_tokens, cfg.scenario.max_new_tokens) == ("short", 0, 10)
+
+
+def test_a_config_folder_without_configs_says_so(tmp_path):
+    with pytest.raises(BenchConfigError) as raised:
+        load_config("text_generation", config_dir=tmp_path)
+    assert str(raised.value) == "unknown --config-name 'text_generation'; known: none"
+
+
+def test_the_scenario_keys_given_are_named_however_they_were_spelled():
+    cfg = load_config(
+        "text_generation",
+        [
+            "backend.model=org/m",
+            " +scenario.dataset_name=a=b.csv",
+            "scenario.num_samples=3",
+            "energy.sample_hz=5",
+        ],
+    )
+    assert cfg.scenario.given == {"scenario.dataset_name", "scenario.num_samples"}
+    assert cfg.scenario.dataset_name == "a=b.csv"
+
+
+def test_an_empty_value_is_an_empty_string():
+    defaults = {"backend": {"endpoint": "http://h:8000/v1", "processor": None}}
+    tree = apply_overrides(defaults, ["backend.endpoint=", "backend.processor= "])
+    assert tree == {"backend": {"endpoint": "", "processor": ""}}
+
+
+def test_a_quoted_value_that_is_not_json_keeps_what_lies_between_its_quotes():
+    tree = apply_overrides({"a": {"b": "x", "c": "x"}}, ['a.b="say "hi""', 'a.c="unclosed'])
+    # Quotes inside are kept as typed; a lone opening quote is part of the value.
+    assert tree == {"a": {"b": 'say "hi"', "c": '"unclosed'}}
+
+
+def test_a_dotted_key_below_a_free_form_setting_nests():
+    tree = apply_overrides(
+        {"scenario": {"generate_kwargs": {"do_sample": False}}},
+        ["scenario.generate_kwargs.extra.top_k=5"],
+    )
+    assert tree == {"scenario": {"generate_kwargs": {"do_sample": False, "extra": {"top_k": 5}}}}

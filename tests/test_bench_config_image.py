@@ -7,6 +7,7 @@ import pytest
 from energy_bench import contract
 from energy_bench.config import (
     BackendConfig,
+    EnergyConfig,
     ImageSettings,
     ReasoningConfig,
     ScenarioConfig,
@@ -45,6 +46,9 @@ def test_every_image_key_given_reaches_the_built_config():
             "backend.device=cpu",
             "backend.device_ids=1",
             *scenario,
+            "energy.idle_seconds=1",
+            "energy.sample_hz=20",
+            "carbon.intensity_g_per_kwh=300",
         ],
     )
     assert cfg.backend == BackendConfig(
@@ -77,6 +81,10 @@ def test_every_image_key_given_reaches_the_built_config():
         given=frozenset(item.partition("=")[0] for item in scenario),
         image=ImageSettings(steps=4, height=512, width=768, guidance_scale=3.5, save_images=2),
     )
+    assert cfg.name == IMAGE and cfg.raw["scenario"]["height"] == 512
+    assert cfg.energy == EnergyConfig(
+        idle_seconds=1.0, sample_hz=20.0, carbon_intensity_g_per_kwh=300.0
+    )
 
 
 def test_an_image_config_left_to_its_defaults_picks_no_pipeline_extras_or_gpus():
@@ -102,6 +110,8 @@ def test_an_image_config_left_to_its_defaults_picks_no_pipeline_extras_or_gpus()
         ("scenario.num_inference_steps=0", "scenario.num_inference_steps=0: must be at least 1"),
         ("scenario.height=1000", "scenario.height=1000: expected a multiple of 16 up to 16384"),
         ("scenario.width=8", "scenario.width=8: must be at least 16"),
+        ("scenario.width=16400", "scenario.width=16400: expected a multiple of 16 up to 16384"),
+        ("scenario.height=null", "scenario.height=None: expected a whole number of pixels"),
         ("scenario.guidance_scale=-1", "scenario.guidance_scale=-1: must be at least 0.0"),
         ("scenario.save_images=-1", "scenario.save_images=-1: must be at least 0"),
     ],
@@ -110,3 +120,10 @@ def test_an_image_setting_no_run_can_use_is_refused_with_its_key_and_value(overr
     with pytest.raises(BenchConfigError) as raised:
         load_config(IMAGE, ["backend.model=org/flux", override])
     assert str(raised.value) == message
+
+
+def test_an_image_side_may_be_any_multiple_of_16_up_to_16384():
+    image = load_config(
+        IMAGE, ["backend.model=org/flux", "scenario.height=16384", "scenario.width=16"]
+    ).scenario.image
+    assert (image.height, image.width) == (16384, 16)
