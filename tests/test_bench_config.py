@@ -270,6 +270,14 @@ def test_check_mode_answers_a_line_per_set_and_loads_nothing():
         (['scenario.num_samples=null'], 'scenario.num_samples=None: expected a number'),
         (['scenario.concurrency=null'], 'scenario.concurrency=None: expected a whole number'),
         (['scenario.truncation=null'], 'scenario.truncation=None: expected true, false'),
+        # YAML's own spellings of infinity and not-a-number read as floats: refused all the same.
+        (['energy.idle_seconds=.inf'], 'energy.idle_seconds=inf: expected a finite number'),
+        (['energy.sample_hz=.nan'], 'energy.sample_hz=nan: expected a finite number'),
+        (['carbon.intensity_g_per_kwh=.nan'],
+         'carbon.intensity_g_per_kwh=nan: expected a finite number'),
+        (['backend.model=null'], 'backend.model is required (a Hub id or a local folder)'),
+        (['scenario.generate_kwargs=null'],
+         'scenario.generate_kwargs.max_new_tokens=None: expected a whole number of tokens'),
     ],
 )  # fmt: skip
 def test_a_setting_the_benchmark_cannot_use_is_refused_with_its_key_and_value(overrides, message):

@@ -251,6 +251,8 @@ def _choice(key: str, value: Any, allowed: Sequence[Any]) -> Any:
 def _at_least(key: str, value: Any, low: float) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BenchConfigError(f"{key}={value!r}: expected a number")
+    if not math.isfinite(value):  # YAML's own .inf and .nan
+        raise BenchConfigError(f"{key}={value!r}: expected a finite number")
     if value < low:
         raise BenchConfigError(f"{key}={value!r}: must be at least {low}")
     return value
@@ -466,12 +468,12 @@ def _energy(tree: Mapping[str, Any]) -> EnergyConfig:
 
 def _build(name: str, tree: Mapping[str, Any], given: frozenset[str]) -> BenchConfig:
     b, s = tree["backend"], tree["scenario"]
-    if not str(b["model"]).strip():
+    if b["model"] is None or not str(b["model"]).strip():
         raise BenchConfigError("backend.model is required (a Hub id or a local folder)")
     if "num_inference_steps" in s:  # an image config (configs/image_generation.yaml)
         return BenchConfig(name, _image_backend(b), _image_scenario(s, given), _energy(tree), tree)
     generate = dict(s.get("generate_kwargs") or {})
-    max_new = _budget(BUDGET_KEYS[0], generate.pop("max_new_tokens"), 1)
+    max_new = _budget(BUDGET_KEYS[0], generate.pop("max_new_tokens", None), 1)
     min_new = generate.pop("min_new_tokens", None)
     min_new = 0 if min_new is None else _budget(BUDGET_KEYS[1], min_new, 0)
     if min_new > max_new:
