@@ -224,6 +224,27 @@ def test_a_run_never_writes_into_another_rows_folder(tmp_path):
     assert load_record(tmp_path / "individual_runs" / theirs.name).model_id == "org/" + theirs.name
 
 
+@pytest.mark.parametrize(("state", "shown"), [("On", "On"), ("", "no state")])
+def test_a_folder_of_another_row_is_refused_with_that_row_s_model_task_and_state(
+    tmp_path, state, shown
+):
+    from orchestrator.execution.scheduler import other_row
+
+    (plan,) = plan_runs([single_config("org/mine", reasoning_state="Off")], options())
+    folder = tmp_path / plan.name
+    save_record(
+        folder,
+        RunRecord(
+            run_id="other-id", name=plan.name, model_id="org/other", model_class="A",
+            task="text_gen", reasoning_state=state, status="ok",
+        ),
+    )  # fmt: skip
+    assert other_row(folder, plan) == (
+        f"its folder {plan.name} holds the results of another row "
+        f"(org/other, text_gen, {shown}); use another --output-dir"
+    )
+
+
 class _Quiet:
     def start(self, total): ...
 

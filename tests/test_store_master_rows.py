@@ -1,7 +1,10 @@
-"""One run's master row, column by column, from a record and a report made by hand."""
+"""One run's master row, column by column, from a record and a report made by hand; and which
+run folders an update of the master CSV reads again."""
 
 from __future__ import annotations
 
+import csv
+import json
 from dataclasses import replace
 
 import pytest
@@ -9,8 +12,8 @@ from fakes import fake_report, write_report
 
 from energy_bench import contract
 from orchestrator.store import master
-from orchestrator.store.master import COLUMNS, corrupt_row, row_of
-from orchestrator.store.paths import RECORD_FILE
+from orchestrator.store.master import COLUMNS, corrupt_row, rebuild_master, row_of, update_master
+from orchestrator.store.paths import RECORD_FILE, OutputLayout
 from orchestrator.store.records import RunRecord, save_record
 
 RECORD = RunRecord(
@@ -172,3 +175,90 @@ def test_a_folder_that_breaks_its_reader_is_a_corrupt_row_and_a_warning(
     assert [r.getMessage() for r in caplog.records] == [
         f"{RECORD.name}: cannot make its master row: {error}"
     ]
+
+
+def save_run(out, record, made):
+    """A finished run's folder in the output folder ``out``: its record and its report."""
+    folder = OutputLayout(out).run_dir(record.name)
+    save_record(folder, record)
+    write_report(folder, made)
+    return folder
+
+
+def energy_column(out, name):
+    """The ``gpu_energy_wh`` cell of run ``name`` in the master CSV of ``out``."""
+    rows = csv.DictReader(OutputLayout(out).master_csv.read_text().splitlines())
+    return {row["run_name"]: row["gpu_energy_wh"] for row in rows}[name]
+
+
+@pytest.mark.parametrize("name", ["", "..", "../elsewhere", "a/b"])
+def test_an_update_naming_no_run_folder_rebuilds_from_every_folder(tmp_path, name):
+    # The run changes behind the sweep's back: an update that reads only the named runs keeps
+    # its cached row, a full rebuild reads it again.
+    folder = save_run(tmp_path, RECORD, report())
+    rebuild_master(tmp_path)
+    assert energy_column(tmp_path, RECORD.name) == "2.0"
+    write_report(folder, fake_report(energy_wh=7.5))
+    update_master(tmp_path, [name])
+    assert energy_column(tmp_path, RECORD.name) == "7.5"
+
+
+def test_an_update_naming_a_run_that_has_no_folder_keeps_the_other_rows(tmp_path):
+    save_run(tmp_path, RECORD, report())
+    csv_path = rebuild_master(tmp_path)
+    before = csv_path.read_text()
+    assert update_master(tmp_path, ["org_never_started_Off"]) == csv_path
+    assert csv_path.read_text() == before
+
+
+def test_the_master_csv_has_plain_newlines_and_an_empty_cell_for_a_figure_that_is_not_a_number(
+    tmp_path,
+):
+    image = replace(RECORD, name="org_img_", task="image_gen", model_class="", reasoning_state="")
+    made = report()
+    made["images"] = {"images": 8, "images_per_second": float("nan"), "pipeline": "FluxPipeline"}
+    save_run(tmp_path, image, made)  # the report file holds NaN, as a JSON writer may
+    text = rebuild_master(tmp_path).read_bytes().decode()
+    assert "\r" not in text and text.count("\n") == 2
+    (row,) = csv.DictReader(text.splitlines())
+    cells = (row["images"], row["images_per_second"], row["image_pipeline"])
+    assert cells == ("8", "", "FluxPipeline")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda stamp, values: [5, values],  # a stamp that is not a list
+        lambda stamp, values: [stamp[:-1], values],  # one of another layout
+        lambda stamp, values: [stamp, 5],  # values that are not a list
+        lambda stamp, values: [stamp, values[:-1]],  # values of other columns
+    ],
+)
+def test_an_update_rebuilds_when_a_cached_entry_has_the_wrong_shape(tmp_path, damage):
+    folder = save_run(tmp_path, RECORD, report())
+    other = replace(RECORD, name="org_n_On", run_id="id-10", model_id="org/n")
+    save_run(tmp_path, other, report())
+    layout = OutputLayout(tmp_path)
+    rebuild_master(tmp_path)
+    cache = json.loads(layout.master_cache.read_text())
+    cache["runs"][RECORD.name] = damage(*cache["runs"][RECORD.name])
+    layout.master_cache.write_text(json.dumps(cache))
+    write_report(folder, fake_report(energy_wh=7.5))  # not named below: only a rebuild sees it
+    update_master(tmp_path, [other.name])
+    assert energy_column(tmp_path, RECORD.name) == "7.5"
+
+
+def test_a_rebuild_reads_again_only_the_folders_whose_files_changed(tmp_path, monkeypatch):
+    done = save_run(tmp_path, RECORD, report())
+    failed = replace(RECORD, name="org_n_On", model_id="org/n", status="failed", cause="timeout")
+    save_record(OutputLayout(tmp_path).run_dir(failed.name), failed)  # no report
+    OutputLayout(tmp_path).run_dir("org_o_On").mkdir()  # not started: no record either
+    rebuild_master(tmp_path)
+    read = []
+    real_row = master._row
+    monkeypatch.setattr(master, "_row", lambda folder: read.append(folder.name) or real_row(folder))
+    text = rebuild_master(tmp_path).read_text()
+    assert read == []
+    write_report(done, fake_report(energy_wh=7.5))
+    assert rebuild_master(tmp_path).read_text() != text
+    assert read == [RECORD.name]
