@@ -295,6 +295,7 @@ def test_the_background_sampler_samples_and_stops_on_close():
     time.sleep(0.05)
     assert len(meter.trace()) == count
     assert not meter._thread.is_alive()
+    assert meter._thread.daemon  # an unclosed meter never holds the process (test below)
     assert meter.sampler_wall_s > 0
 
 

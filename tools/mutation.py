@@ -14,14 +14,16 @@ benchmark started by the local runner) is not counted as tested: those mutants a
 mutmut forks each mutant's tests from a warm process, so the thread pools of torch (OpenMP) and
 tokenizers are kept to one thread: a pool started before the fork deadlocks the child, which
 then ends as a timeout and would count as a kill. ``--keep`` reuses the staged copy and its
-results, copies the current tests into it and re-tests the mutants that survived or had no
-tests (after new tests were written); it refuses when a mutated module changed since staging.
+results, copies the current code and tests into it and re-tests the mutants that survived or had
+no tests (after new tests were written), and every mutant of a function whose code changed since
+staging (mutmut keeps the results of the others); the names of those may move.
 ``--mutants`` tests only the mutants named (``x__execute__mutmut_*``: every mutant of a
 function), even those already decided; the others stay unchecked.
 
 It prints one line per module: mutants, killed, survived, no tests, timeouts, those listed as
 equivalent in ``docs/MUTATION.md`` and the score, killed / (mutants - equivalent), with the
-survivors' names below (``--markdown`` prints the table for docs/BENCHMARKS.md). The score
+survivors' names below, then any name of that list that a test kills (counted killed) or
+that is no mutant of the run (``--markdown`` prints the table for docs/BENCHMARKS.md). The score
 counts the mutants checked so far. Exit status 1 when the score of all modules together is
 under ``GOAL`` or mutants are left unchecked.
 """
@@ -107,15 +109,25 @@ def copy_tree(dest: Path) -> None:
             shutil.copy2(source, dest / name)
 
 
+def copy_packages() -> None:
+    """Both packages under the staged copy's ``src/``, the benchmark's configs inside it.
+
+    Each file keeps its time (``copytree`` copies it), which is what mutmut compares.
+    """
+    ignore = shutil.ignore_patterns(*CACHES)
+    orchestrator, bench = STAGE / "src" / "orchestrator", STAGE / "src" / "energy_bench"
+    for dest in (orchestrator, bench):
+        shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(ROOT / "orchestrator", orchestrator, ignore=ignore)
+    shutil.copytree(ROOT / "container" / "energy_bench", bench, ignore=ignore)
+    shutil.copytree(ROOT / "container" / "configs", bench / "configs", ignore=ignore)
+
+
 def stage(modules: list[str]) -> None:
     """Make a fresh ``build/mutation`` with both packages under ``src/`` and mutmut's settings."""
     shutil.rmtree(STAGE, ignore_errors=True)
     copy_tree(STAGE)
-    ignore = shutil.ignore_patterns(*CACHES)
-    shutil.copytree(ROOT / "orchestrator", STAGE / "src" / "orchestrator", ignore=ignore)
-    bench = STAGE / "src" / "energy_bench"
-    shutil.copytree(ROOT / "container" / "energy_bench", bench, ignore=ignore)
-    shutil.copytree(ROOT / "container" / "configs", bench / "configs", ignore=ignore)
+    copy_packages()
     settings = "\n".join(
         [
             "",
@@ -133,16 +145,21 @@ def stage(modules: list[str]) -> None:
     (STAGE / "pyproject.toml").write_text(pyproject + settings)
 
 
-def restage_tests(modules: list[str]) -> int:
-    """Copy the current tests into the staged copy; mark survivors and untested as unchecked.
+def restage() -> tuple[list[str], int]:
+    """Copy the current packages and tests into the staged copy; survivors become unchecked.
 
-    Returns how many were marked. Refuses when a mutated module changed since staging.
+    Returns the mutated modules that changed since staging and how many mutants were marked.
+    mutmut then regenerates only the modules that changed, and of those only the functions
+    whose code changed lose their results (its own bookkeeping); it maps every test to the
+    functions it runs again.
     """
-    changed = [m for m in modules if not filecmp.cmp(ROOT / m, STAGE / staged(m), shallow=False)]
-    if changed:
-        raise SystemExit(f"changed since staging: {', '.join(changed)}; run without --keep")
+    changed = [m for m in MODULES if not filecmp.cmp(ROOT / m, STAGE / staged(m), shallow=False)]
+    copy_packages()
     shutil.rmtree(STAGE / "tests")
-    shutil.copytree(ROOT / "tests", STAGE / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "tests", STAGE / "tests", ignore=shutil.ignore_patterns(*CACHES))
+    # mutmut maps each function to the tests that run it, but maps again only the tests whose
+    # names are new: a test extended to reach another function would not be run for its mutants.
+    (STAGE / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
     again = 0
     for meta in (STAGE / "mutants" / "src").rglob("*.py.meta"):
         data = json.loads(meta.read_text())
@@ -152,7 +169,7 @@ def restage_tests(modules: list[str]) -> int:
                 codes[name] = None
                 again += 1
         meta.write_text(json.dumps(data))
-    return again
+    return changed, again
 
 
 def equivalents() -> dict[str, str]:
@@ -187,9 +204,12 @@ def table(statuses: dict[str, str], modules: list[str], markdown: bool) -> tuple
     equivalent = equivalents()
     counts: dict[str, Counter] = defaultdict(Counter)
     survivors: dict[str, list[str]] = defaultdict(list)
+    killed_anyway = []  # listed as equivalent, yet a test tells them apart: the list is wrong
     for mutant, status in statuses.items():
         path = module_of(mutant, modules)
-        if mutant in equivalent:
+        if mutant in equivalent and status in ("killed", "timeout"):
+            killed_anyway.append(mutant)
+        elif mutant in equivalent:
             status = "equivalent"
         counts[path][status] += 1
         counts[path]["mutants"] += 1
@@ -218,6 +238,15 @@ def table(statuses: dict[str, str], modules: list[str], markdown: bool) -> tuple
         for path in modules:
             if survivors.get(path):
                 lines += ["", f"{path}:"] + [f"  {s}" for s in sorted(survivors[path])]
+    unknown = [  # names that moved or went away
+        name for name in set(equivalent) - set(statuses) if module_of(name, modules) != "?"
+    ]
+    for title, names in (
+        (f"listed in {EQUIVALENTS.name} as equivalent but killed (counted killed)", killed_anyway),
+        (f"listed in {EQUIVALENTS.name} but not a mutant of this run", unknown),
+    ):
+        if names:
+            lines += ["", f"{title}:"] + [f"  {name}" for name in sorted(names)]
     return "\n".join(lines), score
 
 
@@ -260,7 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     if not args.report:
         if args.keep and STAGE.is_dir():
-            print(f"{restage_tests(modules)} mutants to test again with the current tests")
+            changed, again = restage()
+            print(f"{again} mutants to test again with the current tests")
+            if changed:
+                print(f"changed since staging: {', '.join(changed)}: their changed functions'"
+                      " mutants are tested again, and may have new names")  # fmt: skip
         else:
             stage(modules)
         command = [sys.executable, "-m", "mutmut", "run"]
