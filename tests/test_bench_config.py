@@ -278,6 +278,10 @@ def test_check_mode_answers_a_line_per_set_and_loads_nothing():
         (['backend.model=null'], 'backend.model is required (a Hub id or a local folder)'),
         (['scenario.generate_kwargs=null'],
          'scenario.generate_kwargs.max_new_tokens=None: expected a whole number of tokens'),
+        (['energy.idle_seconds=null'], 'energy.idle_seconds=None: expected a number'),
+        (['carbon.intensity_g_per_kwh=null'], 'carbon.intensity_g_per_kwh=None: expected a number'),
+        ([f"scenario.generate_kwargs.max_new_tokens={'9' * 400}"],
+         f"scenario.generate_kwargs.max_new_tokens={'9' * 400}: more than 10,000,000 tokens"),
     ],
 )  # fmt: skip
 def test_a_setting_the_benchmark_cannot_use_is_refused_with_its_key_and_value(overrides, message):

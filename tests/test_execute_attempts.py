@@ -108,7 +108,11 @@ def test_a_runner_that_breaks_fails_this_run_alone_and_says_why(
     expected = message or f"permission_denied: Permission denied: {tmp_path}"
     assert record.error_message == expected
     assert record.finished_at
-    said = [(r.levelname, r.getMessage(), bool(r.exc_info)) for r in caplog.records]
+    said = [
+        (r.levelname, r.getMessage(), bool(r.exc_info))
+        for r in caplog.records
+        if r.name == "orchestrator.execution.execute"
+    ]
     error = [("ERROR", f"{plan.name}: {expected}", False)]
     if cause == "runner_error":  # a bug somewhere: its traceback for whoever debugs it
         assert said == [("DEBUG", f"{plan.name}: runner error", True), *error]

@@ -645,7 +645,7 @@ def _waits_for_b(known_s, order, tmp_path):
             if model == "org/b":
                 b_started.set()
             if model == "org/a":
-                waited.append(b_started.wait(5))
+                waited.append(b_started.wait(10))
             return super().run(spec, token=token)
 
     result = sweep(tmp_path, the_plans, BesideA(), gpu_slots(["GPU-0", "GPU-1"], cpus=[0, 1]),
@@ -654,15 +654,17 @@ def _waits_for_b(known_s, order, tmp_path):
     return waited == [True]
 
 
-def test_priority_order_starts_any_run_that_fits_even_one_that_delays_the_next(tmp_path):
-    # a takes one GPU; c, next in priority, needs both; b fits the other GPU at once, although
-    # it is expected to end long after a (longest-first would keep that GPU for c).
+def test_priority_order_starts_a_later_run_that_fits_beside_one_waiting_for_more_gpus(tmp_path):
+    # a takes one GPU; c, next in priority, needs both and waits; b, after it, fits the other
+    # GPU and starts at once, although it is expected to end long after a: in priority order
+    # any run that fits starts (backfilling would keep that GPU free for c).
     known = {"org/a": 10.0, "org/c": 5.0, "org/b": 100.0}
     assert _waits_for_b(known, "priority", tmp_path)
 
 
-def test_longest_order_backfills_a_short_run_that_ends_before_the_longer_run_does(tmp_path):
+def test_longest_order_backfills_a_run_expected_to_end_before_the_running_one(tmp_path):
     # a and x start together; x ends at once; c, the longest waiting, needs both GPUs, so it
-    # waits for a (expected 100 s); b (10 s) ends before then and may take x's GPU meanwhile.
+    # waits for a, expected to run 100 s from its start; b (10 s) ends before then and takes
+    # x's GPU meanwhile.
     known = {"org/a": 100.0, "org/x": 60.0, "org/c": 50.0, "org/b": 10.0}
     assert _waits_for_b(known, "longest", tmp_path)

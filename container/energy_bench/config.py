@@ -251,7 +251,7 @@ def _choice(key: str, value: Any, allowed: Sequence[Any]) -> Any:
 def _at_least(key: str, value: Any, low: float) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BenchConfigError(f"{key}={value!r}: expected a number")
-    if not math.isfinite(value):  # YAML's own .inf and .nan
+    if isinstance(value, float) and not math.isfinite(value):  # YAML's own .inf and .nan
         raise BenchConfigError(f"{key}={value!r}: expected a finite number")
     if value < low:
         raise BenchConfigError(f"{key}={value!r}: must be at least {low}")
@@ -454,14 +454,14 @@ def _image_scenario(s: Mapping[str, Any], given: frozenset[str]) -> ScenarioConf
 
 def _energy(tree: Mapping[str, Any]) -> EnergyConfig:
     e = tree["energy"]
-    sample_hz = _at_least("energy.sample_hz", float(e["sample_hz"]), 0.1)
+    sample_hz = float(_at_least("energy.sample_hz", e["sample_hz"], 0.1))
     if sample_hz > 100:
         raise BenchConfigError(f"energy.sample_hz={sample_hz}: at most 100")
     return EnergyConfig(
-        idle_seconds=_at_least("energy.idle_seconds", float(e["idle_seconds"]), 0.0),
+        idle_seconds=float(_at_least("energy.idle_seconds", e["idle_seconds"], 0.0)),
         sample_hz=sample_hz,
-        carbon_intensity_g_per_kwh=_at_least(
-            "carbon.intensity_g_per_kwh", float(tree["carbon"]["intensity_g_per_kwh"]), 0.0
+        carbon_intensity_g_per_kwh=float(
+            _at_least("carbon.intensity_g_per_kwh", tree["carbon"]["intensity_g_per_kwh"], 0.0)
         ),
     )
 

@@ -275,6 +275,11 @@ class EnergyMeter:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=SAMPLER_STOP_S)
+        if self._thread.is_alive():  # stuck in a driver call: not shut down beneath it
+            log.warning(
+                "power sampler did not stop in %g s; its source is left open", SAMPLER_STOP_S
+            )
+            return
         self.source.close()
 
 
