@@ -146,17 +146,30 @@ def stage(modules: list[str]) -> None:
 
 
 def restage() -> tuple[list[str], int]:
-    """Copy the current packages and tests into the staged copy; survivors become unchecked.
+    """Copy the current tree into the staged copy, results kept; survivors become unchecked.
 
     Returns the mutated modules that changed since staging and how many mutants were marked.
     mutmut then regenerates only the modules that changed, and of those only the functions
     whose code changed lose their results (its own bookkeeping); it maps every test to the
     functions it runs again.
     """
-    changed = [m for m in MODULES if not filecmp.cmp(ROOT / m, STAGE / staged(m), shallow=False)]
+    changed = [
+        m for m in MODULES
+        if not (STAGE / staged(m)).is_file()
+        or not filecmp.cmp(ROOT / m, STAGE / staged(m), shallow=False)
+    ]  # fmt: skip
+    settings = (STAGE / "pyproject.toml").read_text().partition("\n[tool.mutmut]")
+    for name in tracked_top_level():  # the tests, and what they read: models, configs, docs
+        old = STAGE / name
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink(missing_ok=True)
+    copy_tree(STAGE)
+    (STAGE / "pyproject.toml").write_text(
+        (ROOT / "pyproject.toml").read_text() + "".join(settings[1:])
+    )
     copy_packages()
-    shutil.rmtree(STAGE / "tests")
-    shutil.copytree(ROOT / "tests", STAGE / "tests", ignore=shutil.ignore_patterns(*CACHES))
     # mutmut maps each function to the tests that run it, but maps again only the tests whose
     # names are new: a test extended to reach another function would not be run for its mutants.
     (STAGE / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
@@ -207,7 +220,7 @@ def table(statuses: dict[str, str], modules: list[str], markdown: bool) -> tuple
     killed_anyway = []  # listed as equivalent, yet a test tells them apart: the list is wrong
     for mutant, status in statuses.items():
         path = module_of(mutant, modules)
-        if mutant in equivalent and status in ("killed", "timeout"):
+        if mutant in equivalent and status == "killed":  # a timeout may be the machine's
             killed_anyway.append(mutant)
         elif mutant in equivalent:
             status = "equivalent"
@@ -238,15 +251,16 @@ def table(statuses: dict[str, str], modules: list[str], markdown: bool) -> tuple
         for path in modules:
             if survivors.get(path):
                 lines += ["", f"{path}:"] + [f"  {s}" for s in sorted(survivors[path])]
-    unknown = [  # names that moved or went away
-        name for name in set(equivalent) - set(statuses) if module_of(name, modules) != "?"
-    ]
-    for title, names in (
-        (f"listed in {EQUIVALENTS.name} as equivalent but killed (counted killed)", killed_anyway),
-        (f"listed in {EQUIVALENTS.name} but not a mutant of this run", unknown),
-    ):
-        if names:
-            lines += ["", f"{title}:"] + [f"  {name}" for name in sorted(names)]
+        unknown = [  # names that moved or went away
+            name for name in set(equivalent) - set(statuses) if module_of(name, modules) != "?"
+        ]
+        for title, names in (
+            (f"listed in {EQUIVALENTS.name} as equivalent but killed (counted killed)",
+             killed_anyway),
+            (f"listed in {EQUIVALENTS.name} but not a mutant of this run", unknown),
+        ):  # fmt: skip
+            if names:
+                lines += ["", f"{title}:"] + [f"  {name}" for name in sorted(names)]
     return "\n".join(lines), score
 
 
