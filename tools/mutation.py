@@ -217,7 +217,7 @@ def table(statuses: dict[str, str], modules: list[str], markdown: bool) -> tuple
     equivalent = equivalents()
     counts: dict[str, Counter] = defaultdict(Counter)
     survivors: dict[str, list[str]] = defaultdict(list)
-    killed_anyway = []  # listed as equivalent, yet a test tells them apart: the list is wrong
+    killed_anyway = []  # listed equivalent, yet killed: a wrong line, or a test failed under load
     for mutant, status in statuses.items():
         path = module_of(mutant, modules)
         if mutant in equivalent and status == "killed":  # a timeout may be the machine's
